@@ -1,0 +1,52 @@
+"""Checks a resolved config before any work, with one clear message per problem."""
+
+from __future__ import annotations
+
+from autorec_jax import optim
+from autorec_jax.models.autoencoder import ACTIVATIONS, INITIALIZERS
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field."""
+
+
+def validate(cfg) -> None:
+  """Raises ConfigError naming the first impossible field of `cfg`."""
+  problems = []
+
+  def need(ok: bool, message: str):
+    if not ok:
+      problems.append(message)
+
+  d, m, t, o, e = cfg.data, cfg.model, cfg.train, cfg.optim, cfg.eval
+  need(0.0 <= d.test_fraction < 1.0, f"data.test_fraction={d.test_fraction} must be in [0, 1)")
+  need(0.0 <= d.valid_fraction < 1.0,
+       f"data.valid_fraction={d.valid_fraction} must be in [0, 1)")
+  need(d.num_folds == 0 or d.num_folds >= 2,
+       f"data.num_folds={d.num_folds} must be 0 (random split) or >= 2")
+  need(d.num_folds == 0 or 0 <= d.fold < d.num_folds,
+       f"data.fold={d.fold} must be in [0, data.num_folds={d.num_folds})")
+  need(m.orientation in ("user", "item"),
+       f"model.orientation={m.orientation!r} must be 'user' or 'item'")
+  need(len(m.hidden) > 0 and all(int(h) > 0 for h in m.hidden),
+       f"model.hidden={tuple(m.hidden)} must be a non-empty tuple of positive widths")
+  need(m.activation in ACTIVATIONS,
+       f"model.activation={m.activation!r} must be one of {sorted(ACTIVATIONS)}")
+  need(m.kernel_init in INITIALIZERS, f"model.kernel_init={m.kernel_init!r} must be one of {sorted(INITIALIZERS)}")
+  need(0.0 <= m.dropout < 1.0, f"model.dropout={m.dropout} must be in [0, 1)")
+  need(t.num_epochs >= 1, f"train.num_epochs={t.num_epochs} must be >= 1")
+  need(t.batch_size >= 1, f"train.batch_size={t.batch_size} must be >= 1")
+  need(e.batch_size >= 1, f"eval.batch_size={e.batch_size} must be >= 1")
+  need(t.refeed_steps >= 0, f"train.refeed_steps={t.refeed_steps} must be >= 0")
+  need(t.eval_every_epochs >= 1, f"train.eval_every_epochs={t.eval_every_epochs} must be >= 1")
+  need(t.log_every_steps >= 1, f"train.log_every_steps={t.log_every_steps} must be >= 1")
+  need(t.prefetch >= 0, f"train.prefetch={t.prefetch} must be >= 0")
+  need(o.name in optim.OPTIMIZERS, f"optim.name={o.name!r} must be one of {optim.OPTIMIZERS}")
+  need(o.schedule in optim.SCHEDULES,
+       f"optim.schedule={o.schedule!r} must be one of {optim.SCHEDULES}")
+  need(o.learning_rate > 0, f"optim.learning_rate={o.learning_rate} must be > 0")
+  need(o.weight_decay >= 0, f"optim.weight_decay={o.weight_decay} must be >= 0")
+  need(0.0 <= o.momentum < 1.0, f"optim.momentum={o.momentum} must be in [0, 1)")
+  need(o.decay_rate > 0, f"optim.decay_rate={o.decay_rate} must be > 0")
+  if problems:
+    raise ConfigError("; ".join(problems))

@@ -1,0 +1,1 @@
+"""Data: readers for the public rating datasets, splits, and the CSR batcher."""

@@ -1,0 +1,523 @@
+"""Delimited rating files: CSV, TSV, whitespace or `::`, plain, gzipped or zipped.
+
+The one text parser behind every reader. Files are read whole into memory (zip members
+too: nothing is unpacked to disk), the layout is sniffed (delimiter, header, field
+count), and pandas' C parser does the parsing. Pandas only *detects* trouble: when a
+line count, a field count, a dtype or a finite check fails, the file is rescanned in
+Python and the first bad line is reported as `DataFormatError(path, line, ...)`, with
+1-based line numbers that count the header. No pandas error ever reaches the caller.
+
+Readers return `RawRatings` (original ids, the line each rating came from); its
+`to_ratings()` numbers the ids with `types.index_ratings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import math
+import os
+import zipfile
+import zlib
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data.types import Ratings, index_ratings
+
+DUPLICATE_POLICIES = ("error", "keep_last", "mean")
+HEADER_CHOICES = ("auto", "yes", "no")
+WHITESPACE = "whitespace"  # runs of spaces and tabs separate fields
+# Tried in this order on the first data line; whitespace is the fallback.
+_SNIFF_ORDER = ("::", "\t", ",", ";", "|")
+_DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t", "space": WHITESPACE, " ": WHITESPACE,
+                      "comma": ",", "whitespace": WHITESPACE}
+_CHUNK_BYTES = 1 << 25  # line scanning works on 32 MiB slices to bound memory
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RawRatings:
+  """Parsed ratings with the dataset's original ids, before indexing.
+
+  Attributes:
+    user: [N] original user ids (int64, or str objects with `string_ids`).
+    item: [N] original item ids.
+    rating: float64[N] ratings as written in the file.
+    timestamp: int64[N] seconds since the epoch, or None.
+    line: int32[N] 1-based line (for matrices: row) of each rating in its file.
+    file: int16[N] index into `paths` of the file each rating came from.
+    paths: the files, as shown in error messages ("a.zip:member" for zip members).
+  """
+
+  user: np.ndarray
+  item: np.ndarray
+  rating: np.ndarray
+  timestamp: np.ndarray | None
+  line: np.ndarray
+  file: np.ndarray
+  paths: tuple[str, ...]
+
+  @classmethod
+  def single(cls, path: str, user, item, rating, timestamp, line) -> "RawRatings":
+    """Ratings that all come from one file."""
+    return cls(user=user, item=item, rating=np.asarray(rating, np.float64),
+               timestamp=timestamp, line=np.asarray(line, np.int32),
+               file=np.zeros(len(rating), np.int16), paths=(str(path),))
+
+  def __len__(self) -> int:
+    return len(self.rating)
+
+  def where(self, i: int) -> tuple[str, int]:
+    """(path, line) of rating `i`, for error messages."""
+    return self.paths[self.file[i]], int(self.line[i])
+
+  def subset(self, index: np.ndarray) -> "RawRatings":
+    ts = None if self.timestamp is None else self.timestamp[index]
+    return dataclasses.replace(self, user=self.user[index], item=self.item[index],
+                               rating=self.rating[index], timestamp=ts,
+                               line=self.line[index], file=self.file[index])
+
+  def to_ratings(self) -> Ratings:
+    """Indexed `Ratings` (users and items numbered in sorted id order)."""
+    return index_ratings(self.user, self.item, self.rating, self.timestamp,
+                         source=", ".join(self.paths))
+
+
+def concat(parts: Sequence[RawRatings]) -> RawRatings:
+  """One `RawRatings` holding `parts` in order; timestamps kept only if all have them."""
+  if len(parts) == 1:
+    return parts[0]
+  paths, files = [], []
+  for part in parts:
+    files.append(part.file + np.int16(len(paths)))
+    paths.extend(part.paths)
+  with_ts = all(p.timestamp is not None for p in parts)
+  ids_are_str = [p.user.dtype == object for p in parts]
+  if any(ids_are_str) and not all(ids_are_str):
+    raise DataFormatError(", ".join(paths), None,
+                          "expected all files to use the same id type, got string "
+                          "ids in some and integer ids in others")
+  return RawRatings(
+      user=np.concatenate([p.user for p in parts]),
+      item=np.concatenate([p.item for p in parts]),
+      rating=np.concatenate([p.rating for p in parts]),
+      timestamp=np.concatenate([p.timestamp for p in parts]) if with_ts else None,
+      line=np.concatenate([p.line for p in parts]),
+      file=np.concatenate(files).astype(np.int16), paths=tuple(paths))
+
+
+def resolve_duplicates(raw: RawRatings, policy: str) -> RawRatings:
+  """Applies the duplicate (user, item) policy.
+
+  "error" raises DataFormatError at the second occurrence of the first repeated pair;
+  "keep_last" keeps each pair's last rating; "mean" averages a pair's ratings (keeping
+  the last occurrence's timestamp and line).
+  """
+  if policy not in DUPLICATE_POLICIES:
+    raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {policy!r}")
+  frame = pd.DataFrame({"u": raw.user, "i": raw.item})
+  dup = frame.duplicated(keep="first").to_numpy()
+  if not dup.any():
+    return raw
+  if policy == "error":
+    k = int(np.flatnonzero(dup)[0])
+    first = int(np.flatnonzero((raw.user == raw.user[k]) & (raw.item == raw.item[k]))[0])
+    path, line = raw.where(k)
+    first_path, first_line = raw.where(first)
+    at = f"line {first_line}" if first_path == path else f"{first_path}:{first_line}"
+    raise DataFormatError(
+        path, line, f"expected each (user, item) pair once, got user {raw.user[k]} "
+        f"item {raw.item[k]} again (first at {at}); set duplicates to 'keep_last' or "
+        "'mean' to merge repeats")
+  if policy == "keep_last":
+    return raw.subset(~frame.duplicated(keep="last").to_numpy())
+  group = frame.groupby(["u", "i"], sort=False).ngroup().to_numpy()
+  num_groups = int(group.max()) + 1
+  last = np.empty(num_groups, np.int64)
+  last[group] = np.arange(len(group))  # repeated indices: the last write wins
+  mean = np.bincount(group, weights=raw.rating, minlength=num_groups) / np.bincount(
+      group, minlength=num_groups)
+  order = np.argsort(last, kind="stable")
+  merged = raw.subset(last[order])
+  return dataclasses.replace(merged, rating=mean[order])
+
+
+def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
+  """The whole decompressed contents of a plain, .gz or .zip file, and its display name.
+
+  Gzip and zip are recognised by their magic bytes. A zip needs `member` unless it holds
+  exactly one file. Truncated or corrupt archives raise DataFormatError naming the file.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise DataNotFoundError(f"{path}: no such file")
+  with open(path, "rb") as f:
+    head = f.read(4)
+  if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    return _read_zip_member(path, member)
+  if member is not None:
+    raise DataFormatError(path, None, f"expected a zip archive holding {member}, got a "
+                          "file that is not a zip")
+  with open(path, "rb") as f:
+    data = f.read()
+  if head.startswith(b"\x1f\x8b"):
+    try:
+      data = gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as e:
+      raise DataFormatError(path, None, f"expected a complete gzip file, got a truncated "
+                            f"or corrupt one ({e})") from None
+  return data, path
+
+
+def zip_members(path) -> list[str]:
+  """Names of the files (not folders) in a zip archive."""
+  try:
+    with zipfile.ZipFile(path) as zf:
+      return [n for n in zf.namelist() if not n.endswith("/")]
+  except (zipfile.BadZipFile, OSError, EOFError) as e:
+    raise DataFormatError(path, None, f"expected a complete zip archive, got a truncated "
+                          f"or corrupt one ({e})") from None
+
+
+def _read_zip_member(path: str, member: str | None) -> tuple[bytes, str]:
+  names = zip_members(path)
+  if member is None:
+    if len(names) != 1:
+      raise DataFormatError(path, None, f"expected one file in the zip or a member name, "
+                            f"got {len(names)} files: {', '.join(names[:8])}")
+    member = names[0]
+  if member not in names:
+    raise DataFormatError(path, None, f"expected a member {member!r} in the zip, got "
+                          f"{', '.join(names[:8])}")
+  name = f"{path}:{member}"
+  try:
+    with zipfile.ZipFile(path) as zf:
+      data = zf.read(member)
+  except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+    raise DataFormatError(name, None, f"expected a complete zip member, got a truncated "
+                          f"or corrupt one ({e})") from None
+  if member.endswith(".gz"):
+    try:
+      data = gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as e:
+      raise DataFormatError(name, None, f"expected a complete gzip member, got a "
+                            f"truncated or corrupt one ({e})") from None
+  return data, name
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """What sniffing found. `header` is the header's fields, or None when there is none."""
+
+  delimiter: str
+  header: tuple[str, ...] | None
+  num_fields: int
+
+  @property
+  def header_lines(self) -> int:
+    return 0 if self.header is None else 1
+
+
+def normalize_delimiter(delimiter: str | None) -> str | None:
+  """Maps "tab", "\\t", "space", " " ... to the delimiters `sniff` uses."""
+  if delimiter is None:
+    return None
+  delimiter = _DELIMITER_ALIASES.get(delimiter, delimiter)
+  if delimiter not in (WHITESPACE, "::") and (len(delimiter) != 1 or
+                                              not delimiter.isascii()):
+    raise ValueError(f"delimiter must be one ASCII character, '::' or 'whitespace', got "
+                     f"{delimiter!r}")
+  return delimiter
+
+
+def split_fields(line: str, delimiter: str) -> list[str]:
+  return line.split() if delimiter == WHITESPACE else line.split(delimiter)
+
+
+def _is_number(s: str) -> bool:
+  try:
+    float(s.strip().strip('"'))
+  except ValueError:
+    return False
+  return True
+
+
+def sniff(data: bytes, path: str, *, delimiter: str | None = None, header: str = "auto",
+          text_fields: Sequence[int] = ()) -> Layout:
+  """Finds the delimiter, whether line 1 is a header, and the number of fields.
+
+  Line 1 is a header when none of its fields is a number and some are not empty
+  (fields listed in `text_fields`, string id columns, are not looked at), so a first
+  data line with a bad or missing value is reported as such, not taken for a header.
+  Empty and header-only files raise DataFormatError.
+  """
+  if header not in HEADER_CHOICES:
+    raise ValueError(f"header must be one of {HEADER_CHOICES}, got {header!r}")
+  delimiter = normalize_delimiter(delimiter)
+  if not data.strip():
+    raise DataFormatError(path, None, "expected ratings, got an empty file")
+  head_bytes = data[:1 << 16]
+  lines = [s.rstrip("\r") for s in head_bytes.decode("utf-8", "replace").split("\n")]
+  if len(data) > len(head_bytes):
+    lines.pop()  # possibly cut in the middle
+  nonblank = [(i, s) for i, s in enumerate(lines) if s.strip()]
+  first_no, first = nonblank[0]
+  if delimiter is None:
+    delimiter = next((d for d in _SNIFF_ORDER if d in first), None)
+    if delimiter is None:
+      if len(first.split()) < 2:
+        raise DataFormatError(path, first_no + 1, f"expected fields separated by '::', "
+                              f"tab, comma or spaces, got {first[:80]!r}")
+      delimiter = WHITESPACE
+  if len(split_fields(first, delimiter)) < 2:
+    shown = "spaces" if delimiter == WHITESPACE else repr(delimiter)
+    raise DataFormatError(path, first_no + 1, f"expected fields separated by {shown}, "
+                          f"got {first[:80]!r}")
+  has_header = header == "yes"
+  if header == "auto" and first_no == 0:
+    fields = [f for k, f in enumerate(split_fields(first, delimiter))
+              if k not in text_fields]
+    has_header = (not any(_is_number(f) for f in fields) and
+                  any(f.strip().strip('"') for f in fields))
+  head = None
+  if has_header:
+    head = tuple(f.strip().strip('"') for f in split_fields(lines[0], delimiter))
+    if len(nonblank) == 1 and len(data) == len(head_bytes):
+      raise DataFormatError(path, None, f"expected ratings after the header, got only "
+                            f"the header {lines[0][:80]!r}")
+    num_fields = len(head)
+  else:
+    num_fields = len(split_fields(first, delimiter))
+  return Layout(delimiter, head, num_fields)
+
+
+def _scan(buf: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+  """Per physical line: the number of fields (int32) and whether it is blank."""
+  fields, blank = [], []
+  a = np.frombuffer(buf, np.uint8)
+  pos = 0
+  while pos < len(a):
+    end = min(pos + _CHUNK_BYTES, len(a))
+    if end < len(a):
+      nl = buf.rfind(b"\n", pos, end)
+      end = nl + 1 if nl >= pos else len(a)
+    chunk = a[pos:end]
+    nls = np.flatnonzero(chunk == 10)
+    ends = nls if chunk[-1] == 10 else np.append(nls, len(chunk))
+    starts = np.concatenate(([0], nls + 1))[:len(ends)]
+    if delimiter == WHITESPACE:
+      ws = (chunk == 32) | (chunk == 9) | (chunk == 13) | (chunk == 10)
+      tokens = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))
+      n = np.searchsorted(tokens, ends) - np.searchsorted(tokens, starts)
+      blank.append(n == 0)
+      fields.append(n.astype(np.int32))
+    else:
+      cr = (ends > starts) & (chunk[np.maximum(ends - 1, 0)] == 13)
+      ends = ends - cr
+      hits = np.flatnonzero(chunk == ord(delimiter))
+      n = np.searchsorted(hits, ends) - np.searchsorted(hits, starts) + 1
+      blank.append(ends == starts)
+      fields.append(n.astype(np.int32))
+    pos = end
+  return np.concatenate(fields), np.concatenate(blank)
+
+
+def _single_byte(data: bytes, delimiter: str) -> tuple[bytes | None, str]:
+  """Rewrites a `::` delimiter as one byte absent from the data (the C parser needs one)."""
+  if delimiter != "::":
+    return data, delimiter
+  for sub in ("\t", "\x1f", "|", ";", "\x1e"):
+    if sub.encode() not in data:
+      return data.replace(b"::", sub.encode()), sub
+  return None, delimiter  # every candidate occurs: the line-by-line path decides
+
+
+def parse_table(data: bytes, path: str, layout: Layout,
+                kinds: dict[int, str]) -> tuple[dict[int, np.ndarray], np.ndarray]:
+  """Parses the columns in `kinds` ("id", "str", "int" or "float") of every data line.
+
+  Every non-blank line after the header must have `layout.num_fields` fields; "id" and
+  "int" fields must be integers, "float" fields finite numbers, "str" fields non-empty.
+
+  Returns:
+    ({column: values}, line_R) with int64 / float64 / object arrays and the 1-based
+    line number (int32) of each row.
+  """
+  for col in kinds:
+    if col >= layout.num_fields:
+      raise DataFormatError(path, layout.header_lines + 1, f"expected at least "
+                            f"{col + 1} fields (column {col} is used), got "
+                            f"{layout.num_fields}")
+  if data.startswith(b"\xef\xbb\xbf"):
+    data = data[3:]
+  parsed = _parse_fast(data, layout, kinds)
+  if parsed is None:
+    _locate_error(data, path, layout, kinds)
+    raise DataFormatError(path, None, "could not be parsed as a delimited ratings table")
+  return parsed
+
+
+def _parse_fast(data, layout, kinds):
+  """pandas C-parser path; None whenever anything looks wrong (the slow path explains)."""
+  buf, sep = _single_byte(data, layout.delimiter)
+  if buf is None:
+    return None
+  num_fields, blank = _scan(buf, sep)
+  body = slice(layout.header_lines, None)
+  keep = ~blank[body]
+  if not keep.any() or np.any(num_fields[body][keep] != layout.num_fields):
+    return None
+  lines = (np.flatnonzero(keep) + layout.header_lines + 1).astype(np.int32)
+  cols = sorted(kinds)
+  dtype = {c: {"id": np.int64, "int": np.int64, "float": np.float64, "str": str}[kinds[c]]
+           for c in cols}
+  try:
+    frame = pd.read_csv(io.BytesIO(buf), sep=r"\s+" if sep == WHITESPACE else sep,
+                        header=None, skiprows=layout.header_lines, usecols=cols,
+                        dtype=dtype, engine="c", na_filter=False,
+                        skip_blank_lines=True, encoding_errors="surrogateescape")
+  except (ValueError, OverflowError, TypeError, UnicodeError, pd.errors.ParserError):
+    return None
+  if len(frame) != len(lines):
+    return None
+  out = {}
+  for c in cols:
+    if kinds[c] == "str":
+      values = frame[c].to_numpy(dtype=object)
+      if any(not v for v in values):
+        return None
+    else:
+      values = frame[c].to_numpy()
+      if kinds[c] == "float" and not np.all(np.isfinite(values)):
+        return None
+    out[c] = values
+  return out, lines
+
+
+def _check_field(text: str, kind: str) -> str | None:
+  """Why `text` is not a valid `kind` field, or None when it is."""
+  s = text.strip().strip('"')
+  if kind == "str":
+    return None if s else "a non-empty id"
+  try:
+    v = float(s)
+  except ValueError:
+    v = None
+  if kind == "float":
+    return None if v is not None and math.isfinite(v) else "a finite number"
+  if v is None or not math.isfinite(v) or v != int(v):
+    return "an integer"
+  try:
+    iv = int(s)
+  except ValueError:
+    iv = int(v)
+  return None if _INT64_MIN <= iv <= _INT64_MAX else "an integer that fits in 64 bits"
+
+
+def _locate_error(data: bytes, path: str, layout: Layout, kinds: dict[int, str]) -> None:
+  """Scans line by line and raises DataFormatError at the first bad line (if any)."""
+  text = data.decode("utf-8", "replace")
+  delim = layout.delimiter
+  shown = "spaces" if delim == WHITESPACE else repr(delim)
+  num_rows = 0
+  for no, line in enumerate(text.split("\n"), start=1):
+    line = line.rstrip("\r")
+    if no <= layout.header_lines or not line.strip() and (delim == WHITESPACE or not line):
+      continue
+    fields = split_fields(line, delim)
+    if len(fields) != layout.num_fields:
+      raise DataFormatError(path, no, f"expected {layout.num_fields} fields separated by "
+                            f"{shown}, got {len(fields)}: {line[:120]!r}")
+    for col, kind in sorted(kinds.items()):
+      why = _check_field(fields[col], kind)
+      if why is not None:
+        raise DataFormatError(path, no, f"expected {why} in field {col + 1}, got "
+                              f"{fields[col][:40]!r}: {line[:120]!r}")
+    num_rows += 1
+  if num_rows == 0:
+    raise DataFormatError(path, None, "expected ratings, got no data lines" +
+                          (" after the header" if layout.header else ""))
+
+
+# Header names that identify a column, checked in this order (lower case, no _ - or space).
+_NAME_HINTS = (("user", ("user",)), ("rating", ("rating", "score", "stars")),
+               ("timestamp", ("timestamp", "time", "date")),
+               ("item", ("item", "movie", "joke", "book", "isbn", "product", "asin",
+                         "track", "artist", "song", "business")))
+
+
+def columns_from_header(header: Sequence[str]) -> tuple[int, ...] | None:
+  """(user, item, rating[, timestamp]) column indices named by a header, or None."""
+  names = [h.lower().replace("_", "").replace("-", "").replace(" ", "") for h in header]
+  found = {}
+  for role, hints in _NAME_HINTS:
+    for k, name in enumerate(names):
+      if k not in found.values() and any(h in name for h in hints):
+        found[role] = k
+        break
+  if not {"user", "item", "rating"} <= found.keys():
+    return None
+  cols = (found["user"], found["item"], found["rating"])
+  return cols + ((found["timestamp"],) if "timestamp" in found else ())
+
+
+def read_delimited_bytes(data: bytes, path: str, *, delimiter: str | None = None,
+                         header: str = "auto", columns: Sequence[int] | None = None,
+                         expect_header: Sequence[str] | None = None,
+                         string_ids: bool = False, duplicates: str = "error",
+                         layout: Layout | None = None) -> RawRatings:
+  """`read_delimited` on contents already in memory (see there)."""
+  id_kind = "str" if string_ids else "id"
+  if columns is not None:
+    columns = tuple(int(c) for c in columns)
+    if len(columns) not in (3, 4) or len(set(columns)) != len(columns) or min(columns) < 0:
+      raise ValueError(f"columns must be 3 or 4 distinct indices (user, item, rating"
+                       f"[, timestamp]), got {columns}")
+  if layout is None:
+    text_fields = columns[:2] if columns and string_ids else ((0, 1) if string_ids else ())
+    layout = sniff(data, path, delimiter=delimiter, header=header,
+                   text_fields=text_fields)
+  if expect_header is not None:
+    got = tuple(h.lower() for h in layout.header or ())
+    if got != tuple(h.lower() for h in expect_header):
+      shown = "no header" if layout.header is None else repr(",".join(layout.header))
+      raise DataFormatError(path, 1, f"expected the header {','.join(expect_header)!r}, "
+                            f"got {shown}")
+  if columns is None:
+    columns = columns_from_header(layout.header) if layout.header else None
+  if columns is None:
+    if layout.num_fields not in (3, 4):
+      raise DataFormatError(path, layout.header_lines + 1, f"expected 3 or 4 fields "
+                            f"(user, item, rating[, timestamp]), got {layout.num_fields}; "
+                            "name the columns to use")
+    columns = tuple(range(layout.num_fields))
+  kinds = {columns[0]: id_kind, columns[1]: id_kind, columns[2]: "float"}
+  if len(columns) == 4:
+    kinds[columns[3]] = "int"
+  values, line = parse_table(data, path, layout, kinds)
+  ts = values[columns[3]] if len(columns) == 4 else None
+  raw = RawRatings.single(path, values[columns[0]], values[columns[1]],
+                          values[columns[2]], ts, line)
+  return resolve_duplicates(raw, duplicates)
+
+
+def read_delimited(path, member: str | None = None, **kwargs) -> RawRatings:
+  """Reads (user, item, rating[, timestamp]) rows from a delimited text file.
+
+  Args:
+    path: a plain, .gz or .zip file.
+    member: the file inside a zip (None: its only file).
+    delimiter: "::", "\\t"/"tab", ",", ";", "|", "whitespace"; None sniffs it.
+    header: "auto" (line 1 is a header if not numeric), "yes" or "no".
+    columns: (user, item, rating[, timestamp]) field indices; None takes them from a
+      recognisable header (userId, movie_id, rating, ...) or else the fields in order.
+    expect_header: header the file must have (case-insensitive), for official formats.
+    string_ids: keep ids as strings instead of requiring integers.
+    duplicates: "error", "keep_last" or "mean" for repeated (user, item) pairs.
+  """
+  data, name = read_bytes(path, member)
+  return read_delimited_bytes(data, name, **kwargs)

@@ -1,0 +1,77 @@
+r"""Trains and evaluates an autoencoder recommender from a config file.
+
+  python -m autorec_jax.main --config=configs/movielens_1m.py --workdir=runs/ml1m \
+      [--config.model.hidden='(512,512,1024)' --config.train.refeed_steps=1 ...]
+
+Writes to the workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/ (best
+and latest) and results.json, and prints the test RMSE and MAE of the best-by-
+validation checkpoint. Running the same command again resumes from the latest
+checkpoint. Multi-host: start the same command on every host with
+--coordinator_address, --num_processes and --process_id (JAX's own runtime).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally with a variant: configs/x.py[:variant].",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Delete a previous run's checkpoints and results in --workdir "
+    "instead of resuming it.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 for multi-host training.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-host run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+_RUN_FILES = ("checkpoints", "metrics.jsonl", "results.json", "config.json", "tensorboard")
+
+
+def _clear_workdir(workdir: str) -> None:
+  for name in _RUN_FILES:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # Must precede every other JAX call.
+  from autorec_jax import parallel  # pylint: disable=import-outside-toplevel
+  parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                        _PROCESS_ID.value)
+  import jax  # pylint: disable=import-outside-toplevel
+  from autorec_jax import config_checks, train  # pylint: disable=import-outside-toplevel
+  from autorec_jax.data.errors import DataError  # pylint: disable=import-outside-toplevel
+
+  logging.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count(),
+               jax.devices()[0].platform)
+  cfg = _CONFIG.value
+  if _OVERWRITE.value and jax.process_index() == 0:
+    _clear_workdir(_WORKDIR.value)
+  try:
+    results = train.train_and_evaluate(cfg, _WORKDIR.value)
+  except (DataError, config_checks.ConfigError, FloatingPointError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  if jax.process_index() == 0:
+    print(f"test RMSE {results['test/rmse']:.4f}  MAE {results['test/mae']:.4f}  "
+          f"(best epoch {results['best_epoch']}, valid RMSE {results['valid/rmse']:.4f}, "
+          f"{results['seconds_per_epoch']:.2f} s/epoch)")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Models: the deep autoencoder (U-/I-AutoRec, DeepRec)."""

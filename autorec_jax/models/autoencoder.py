@@ -1,0 +1,96 @@
+"""The deep autoencoder of AutoRec / DeepRec as a pure flax.linen module.
+
+`AutoEncoder(hidden=(512, 512, 1024))` on an input of width n is the DeepRec network
+n, 512, 512, 1024, dp, 512, 512, n: the decoder mirrors the encoder, dropout acts on
+the code (the encoder's output) only, and a tied (constrained) decoder reuses the
+transposed encoder kernels with biases of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "selu": jax.nn.selu,
+    "elu": jax.nn.elu,
+    "lrelu": jax.nn.leaky_relu,  # negative slope 0.01, as torch's LeakyReLU
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "swish": jax.nn.swish,
+    "identity": lambda x: x,
+}
+
+INITIALIZERS = {
+    # Glorot/Xavier uniform, as DeepRec.
+    "xavier": nn.initializers.xavier_uniform(),
+    # U[-1/sqrt(fan_in), 1/sqrt(fan_in)], as Strub & Mary (and torch's nn.Linear).
+    "fan_in": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+}
+
+
+class AutoEncoder(nn.Module):
+  """Dense autoencoder predicting a full rating vector from a sparse one.
+
+  Attributes:
+    hidden: encoder widths; the last is the code. The decoder mirrors the rest and
+      ends at the input width.
+    activation: a key of ACTIVATIONS, used after every layer except possibly the last.
+    output_activation: apply the activation to the output layer too (DeepRec does
+      for unbounded activations; keep False for sigmoid/tanh on a 1..5 scale).
+    dropout: drop probability on the code layer while training.
+    tied: decoder kernels are the transposed encoder kernels (constrained model).
+    kernel_init: a key of INITIALIZERS for the kernels; biases start at zero.
+  """
+
+  hidden: Sequence[int]
+  activation: str = "selu"
+  output_activation: bool = False
+  dropout: float = 0.0
+  tied: bool = False
+  kernel_init: str = "xavier"
+
+  @nn.compact
+  def __call__(self, x_BxI: jax.Array, *, train: bool) -> jax.Array:
+    """Maps rating rows [batch, n] to predicted rows [batch, n]."""
+    if not self.hidden:
+      raise ValueError("AutoEncoder needs at least one hidden layer")
+    act = ACTIVATIONS[self.activation]
+    kernel_init = INITIALIZERS[self.kernel_init]
+    num_inputs = x_BxI.shape[-1]
+    widths = [num_inputs, *self.hidden]
+
+    h = x_BxI
+    enc_kernels = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+      kernel = self.param(f"enc{i}_kernel", kernel_init, (n_in, n_out))
+      bias = self.param(f"enc{i}_bias", nn.initializers.zeros, (n_out,))
+      enc_kernels.append(kernel)
+      h = act(h @ kernel + bias[None, :])
+
+    if self.dropout > 0.0:
+      h = nn.Dropout(rate=self.dropout, deterministic=not train)(h)
+
+    num_layers = len(self.hidden)
+    for j in range(num_layers):
+      enc_index = num_layers - 1 - j
+      n_in, n_out = widths[enc_index + 1], widths[enc_index]
+      if self.tied:
+        kernel = enc_kernels[enc_index].T
+      else:
+        kernel = self.param(f"dec{j}_kernel", kernel_init, (n_in, n_out))
+      bias = self.param(f"dec{j}_bias", nn.initializers.zeros, (n_out,))
+      h = h @ kernel + bias[None, :]
+      if j < num_layers - 1 or self.output_activation:
+        h = act(h)
+    return h
+
+
+def count_params(params) -> int:
+  """Number of scalar parameters in a pytree."""
+  return int(sum(x.size for x in jax.tree.leaves(params)))

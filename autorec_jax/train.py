@@ -1,0 +1,307 @@
+"""The train step (with dense re-feeding) and the train-and-evaluate loop.
+
+`train_and_evaluate(config, workdir)` loads and splits the data, trains with a
+validation pass every `train.eval_every_epochs`, checkpoints best and latest after
+each epoch, resumes from the latest checkpoint when the workdir already holds the
+same run, and finally evaluates the best checkpoint on the test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from autorec_jax import checkpoint, config_checks, evaluate, losses, metrics, optim, parallel
+from autorec_jax.data import datasets, splits
+from autorec_jax.data.batching import CSRBatcher
+from autorec_jax.models.autoencoder import AutoEncoder, count_params
+
+
+@flax.struct.dataclass
+class TrainState:
+  """What a checkpoint holds: the step count, parameters and optimizer state."""
+
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def make_model(model_cfg) -> AutoEncoder:
+  return AutoEncoder(hidden=tuple(model_cfg.hidden), activation=model_cfg.activation,
+                     output_activation=model_cfg.output_activation,
+                     dropout=model_cfg.dropout, tied=model_cfg.tied, kernel_init=model_cfg.kernel_init)
+
+
+def init_state(model: AutoEncoder, tx: optax.GradientTransformation, num_inputs: int,
+               init_key: jax.Array) -> TrainState:
+  params = model.init(init_key, jnp.zeros((1, num_inputs), jnp.float32), train=False)["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+
+def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
+                    refeed_steps: int) -> Callable:
+  """(state, batch, key) -> (state, metrics): one update on the sparse batch, then
+  `refeed_steps` dense re-feeding updates (DeepRec section 2.2).
+
+  Re-feeding treats the previous output f(x) (no gradient through it) as a new dense
+  example and fits f(f(x)) to it with every entry of the real rows observed; each
+  pass draws its own dropout mask.
+  """
+
+  def loss_fn(params, x_BxI, y_BxI, m_BxI, dropout_key):
+    pred_BxI = model.apply({"params": params}, x_BxI, train=True,
+                           rngs={"dropout": dropout_key})
+    return losses.masked_mse(pred_BxI, y_BxI, m_BxI), pred_BxI
+
+  def update(state, x_BxI, y_BxI, m_BxI, dropout_key):
+    (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, x_BxI, y_BxI, m_BxI, dropout_key)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return state.replace(params=params, opt_state=opt_state), loss, grads, pred_BxI
+
+  def train_step(state, batch, key):
+    keys = jax.random.split(jax.random.fold_in(key, state.step), 1 + refeed_steps)
+    row_mask_B = batch["row_mask"]
+    m_BxI = batch["mask"] * row_mask_B[:, None]
+    state, loss, grads, pred_BxI = update(state, batch["x"], batch["x"], m_BxI, keys[0])
+    out = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
+           "train/rows": jnp.sum(row_mask_B)}
+    full_BxI = jnp.broadcast_to(row_mask_B[:, None], pred_BxI.shape)
+    refeed_losses = []
+    for k in range(refeed_steps):  # Python loop: the count is fixed when jitted.
+      dense_BxI = jax.lax.stop_gradient(pred_BxI) * full_BxI
+      state, refeed_loss, _, pred_BxI = update(state, dense_BxI, dense_BxI, full_BxI,
+                                               keys[1 + k])
+      refeed_losses.append(refeed_loss)
+    if refeed_losses:
+      out["train/refeed_loss"] = jnp.mean(jnp.stack(refeed_losses))
+    return state.replace(step=state.step + 1), out
+
+  return train_step
+
+
+@dataclasses.dataclass
+class _Data:
+  loaded: Any
+  split: splits.Split
+  train: Any
+  valid: Any
+  test: Any
+
+
+def _load_data(cfg) -> _Data:
+  loaded = datasets.load(cfg.data)
+  ratings = loaded.ratings
+  split = splits.make_split(
+      ratings.num_ratings, test_fraction=cfg.data.test_fraction,
+      num_folds=cfg.data.num_folds, fold=cfg.data.fold,
+      valid_fraction=cfg.data.valid_fraction, seed=cfg.data.seed,
+      predefined_test=loaded.is_predefined_test)
+  return _Data(loaded, split, ratings.subset(split.train), ratings.subset(split.valid),
+               ratings.subset(split.test))
+
+
+def _config_json(cfg) -> str:
+  return cfg.to_json_best_effort(indent=2, sort_keys=True)
+
+
+def _check_workdir(cfg, workdir: str) -> None:
+  """Refuses to resume a workdir that holds a run of a different config.
+
+  Only `train.num_epochs` may differ (to extend a finished run).
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path, encoding="utf-8") as f:
+    old = json.load(f)
+  new = json.loads(_config_json(cfg))
+  diff = sorted(k for k in _flatten(old).keys() | _flatten(new).keys()
+                if _flatten(old).get(k) != _flatten(new).get(k) and k != "train.num_epochs")
+  if diff:
+    raise config_checks.ConfigError(
+        f"{workdir} holds a run with a different config ({', '.join(diff[:8])} differ); "
+        "pass the same config to resume it, use another --workdir, or --overwrite to "
+        "delete that run")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def train_and_evaluate(cfg, workdir: str) -> dict:
+  """Trains the configured model, writes the workdir, returns the final results."""
+  config_checks.validate(cfg)
+  os.makedirs(workdir, exist_ok=True)
+  _check_workdir(cfg, workdir)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+      f.write(_config_json(cfg))
+
+  data = _load_data(cfg)
+  orientation = cfg.model.orientation
+  split_summary = data.split.summary(data.loaded.ratings)
+  logging.info("data %s: %d users x %d items, split %s", data.loaded.ratings.source,
+               data.loaded.ratings.num_users, data.loaded.ratings.num_items, split_summary)
+
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(cfg.train.batch_size)
+  parallel.check_batch_size(cfg.eval.batch_size, "eval.batch_size")
+  repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
+  train_csr = data.train.to_csr(orientation)
+  batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed,
+                       process_index=jax.process_index(),
+                       process_count=jax.process_count(), prefetch=cfg.train.prefetch)
+  eval_batcher = CSRBatcher(train_csr, cfg.eval.batch_size, seed=cfg.seed,
+                            process_index=jax.process_index(),
+                            process_count=jax.process_count(), prefetch=cfg.train.prefetch)
+
+  model = make_model(cfg.model)
+  tx, schedule = optim.from_config(cfg.optim, batcher.num_train_batches)
+  root_key = jax.random.key(cfg.seed)
+  init_key, train_key = jax.random.split(root_key)
+  del root_key
+  state = jax.device_put(init_state(model, tx, batcher.num_cols, init_key), repl)
+  num_params = count_params(state.params)
+
+  train_step = jax.jit(make_train_step(model, tx, refeed_steps=cfg.train.refeed_steps),
+                       in_shardings=(repl, sharded, repl), out_shardings=(repl, repl),
+                       donate_argnums=0)
+  scale = data.loaded.rating_scale if cfg.eval.clip_predictions else (None, None)
+  eval_step = jax.jit(evaluate.make_eval_step(model, clip_min=scale[0], clip_max=scale[1]),
+                      in_shardings=(repl, sharded), out_shardings=repl)
+
+  def make_evaluator(target):
+    return evaluate.Evaluator(train=data.train, target=target, orientation=orientation,
+                              batcher=eval_batcher, eval_step=eval_step, mesh=mesh,
+                              rating_scale=scale if scale[0] is not None else None)
+
+  has_valid = data.valid.num_ratings > 0
+  valid_eval = make_evaluator(data.valid) if has_valid else None
+  manager = checkpoint.make_manager(workdir, keep_best=has_valid)
+  writer_path = os.path.join(workdir, "metrics.jsonl")
+
+  start_epoch = 0
+  epoch_seconds: list[float] = []
+  latest = checkpoint.latest_epoch(manager)
+  if latest is not None:
+    state, meta = checkpoint.restore(manager, latest, state)
+    start_epoch = latest
+    epoch_seconds = list(meta.get("epoch_seconds", []))
+    if jax.process_index() == 0:
+      metrics.truncate_jsonl(writer_path, latest)
+    logging.info("resumed from checkpoint of epoch %d", latest)
+  writer = metrics.MetricWriter(workdir)
+  if start_epoch == 0:
+    writer.write_hparams(_flatten(json.loads(_config_json(cfg))))
+
+  steps_per_epoch = batcher.num_train_batches
+  for epoch in range(start_epoch + 1, cfg.train.num_epochs + 1):
+    t0 = time.perf_counter()
+    train_metrics = _train_epoch(cfg, epoch, state, batcher, train_step, train_key,
+                                 sharded, steps_per_epoch)
+    state = train_metrics.pop("_state")
+    epoch_seconds.append(time.perf_counter() - t0)
+    row = {"epoch": epoch, **train_metrics,
+           "train/lr": float(schedule(int(state.step) - 1)),
+           "perf/epoch_secs": epoch_seconds[-1]}
+    eval_metrics = None
+    if has_valid and (epoch % cfg.train.eval_every_epochs == 0
+                      or epoch == cfg.train.num_epochs):
+      t1 = time.perf_counter()
+      result = valid_eval(state.params)
+      row.update({"valid/rmse": result["rmse"], "valid/mae": result["mae"],
+                  "perf/eval_secs": time.perf_counter() - t1})
+      eval_metrics = {"valid/rmse": result["rmse"]}
+    writer.write_scalars(int(state.step), row)
+    writer.flush()
+    checkpoint.save(manager, epoch, state,
+                    {"epoch": epoch, "metrics": row, "epoch_seconds": epoch_seconds},
+                    eval_metrics)
+
+  results = _final_results(cfg, data, manager, state, make_evaluator, epoch_seconds,
+                           num_params, split_summary)
+  writer.close()
+  if jax.process_index() == 0:
+    tmp = os.path.join(workdir, "results.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(results, f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(workdir, "results.json"))
+  return results
+
+
+def _train_epoch(cfg, epoch, state, batcher, train_step, train_key, sharded,
+                 steps_per_epoch) -> dict:
+  """Runs one epoch; returns mean train metrics (and the new state under "_state")."""
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+  show = cfg.train.progress_bar and jax.process_index() == 0
+  bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.train.num_epochs}",
+             disable=not show, leave=False, dynamic_ncols=True)
+  pending = []
+  totals: dict[str, float] = {}
+  start = time.perf_counter()
+
+  def drain():
+    for m in jax.device_get(pending):
+      for k, v in m.items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+    pending.clear()
+
+  for i, batch in enumerate(batcher.train_batches(epoch)):
+    state, step_metrics = train_step(state, parallel.to_global(batch, sharded), train_key)
+    pending.append(step_metrics)
+    if (i + 1) % cfg.train.log_every_steps == 0 or i + 1 == steps_per_epoch:
+      drain()
+      metrics.check_finite(totals["train/loss"], what="train/loss", epoch=epoch,
+                           step=int(state.step))
+      rows_per_sec = totals["train/rows"] / max(time.perf_counter() - start, 1e-9)
+      bar.set_postfix(loss=f"{totals['train/loss'] / (i + 1):.4f}",
+                      rows_per_s=f"{rows_per_sec:.0f}")
+    bar.update(1)
+  drain()
+  bar.close()
+  steps = max(steps_per_epoch, 1)
+  out = {k: v / steps for k, v in totals.items() if k != "train/rows"}
+  out["_state"] = state
+  return out
+
+
+def _final_results(cfg, data, manager, state, make_evaluator, epoch_seconds, num_params,
+                   split_summary) -> dict:
+  best = checkpoint.best_epoch(manager)
+  best_state, meta = checkpoint.restore(manager, best, state)
+  test = make_evaluator(data.test)(best_state.params)
+  best_row = meta["metrics"]
+  results = {
+      "test/rmse": test["rmse"], "test/mae": test["mae"], "test/count": test["count"],
+      "test/cold_count": test["cold_count"],
+      "valid/rmse": best_row.get("valid/rmse", float("nan")),
+      "valid/mae": best_row.get("valid/mae", float("nan")),
+      "best_epoch": int(best), "epochs_run": len(epoch_seconds),
+      "seconds_per_epoch": statistics.median(epoch_seconds) if epoch_seconds else 0.0,
+      "train_seconds": float(sum(epoch_seconds)),
+      "num_params": num_params,
+      "num_users": data.loaded.ratings.num_users, "num_items": data.loaded.ratings.num_items,
+      "split": split_summary,
+  }
+  logging.info("results: %s", results)
+  return results
