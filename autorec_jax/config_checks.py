@@ -28,8 +28,11 @@ def validate(cfg) -> None:
        f"data.fold={d.fold} must be in [0, data.num_folds={d.num_folds})")
   need(m.orientation in ("user", "item"),
        f"model.orientation={m.orientation!r} must be 'user' or 'item'")
-  need(len(m.hidden) > 0 and all(int(h) > 0 for h in m.hidden),
-       f"model.hidden={tuple(m.hidden)} must be a non-empty tuple of positive widths")
+  hidden_ok = (isinstance(m.hidden, (tuple, list)) and len(m.hidden) > 0 and
+               all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                   for h in m.hidden))
+  need(hidden_ok, f"model.hidden={m.hidden!r} must be a non-empty tuple of positive "
+       "widths, e.g. '(512,512,1024)'")
   need(m.activation in ACTIVATIONS,
        f"model.activation={m.activation!r} must be one of {sorted(ACTIVATIONS)}")
   need(m.kernel_init in INITIALIZERS, f"model.kernel_init={m.kernel_init!r} must be one of {sorted(INITIALIZERS)}")

@@ -44,9 +44,16 @@ def _clear_workdir(workdir: str) -> None:
       os.remove(path)
 
 
+def _quiet_library_info(record) -> bool:
+  """Keeps orbax's per-save INFO chatter out of the log (its warnings still show)."""
+  return record.levelno > logging.converter.ABSL_TO_STANDARD[logging.INFO] or (
+      "/orbax/" not in record.pathname)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_quiet_library_info)
   # Must precede every other JAX call.
   from autorec_jax import parallel  # pylint: disable=import-outside-toplevel
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
@@ -73,5 +80,21 @@ def main(argv):
   return 0
 
 
+def _parse_flags(argv):
+  """absl's flag parsing plus loading the config, with config errors (a typo'd field,
+  a bad value, a missing file, an unknown variant) reported as one line instead of a
+  traceback."""
+  try:
+    rest = flags.FLAGS(argv)
+    _ = _CONFIG.value.keys()  # ml_collections loads the file on first attribute access
+    return rest
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    lines = [l.strip() for l in str(e).replace("\\n", "\n").splitlines() if l.strip()]
+    message = lines[-1] if "Traceback" in str(e) or isinstance(e, OSError) else " ".join(lines)
+    print(f"error: {message.strip(chr(39) + chr(34))}\nPass --help to see the flags.",
+          file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -27,10 +27,11 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
 def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
   """Host-local numpy rows -> global arrays split on the batch axis.
 
-  `make_array_from_process_local_data` copies the host buffers, so the batcher may
-  reuse them once the call returns.
+  The transfer may read the host buffer asynchronously after this call returns (seen
+  on CPU while earlier steps were still queued: reused batcher buffers corrupted
+  training), so JAX gets a private copy and the batcher may reuse its buffers at once.
   """
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+  return {k: jax.make_array_from_process_local_data(sharding, np.array(v)) for k, v in batch.items()}
 
 
 def check_batch_size(batch_size: int, what: str = "train.batch_size") -> None:

@@ -21,7 +21,8 @@ Fields:
   data.download: download a public data set from its official site when missing.
   data.duplicates: repeated (user, item) pairs: error | keep_last | mean.
   data.csv_delimiter / data.csv_header / data.csv_columns: generic text files
-    (unset delimiter = sniff; header auto|yes|no; columns user,item,rating[,time]).
+    (unset delimiter = sniff; header auto|yes|no; columns user,item,rating[,time]);
+    data.csv_string_ids keeps non-numeric ids as strings (else ids must be integers).
   data.rating_min / data.rating_max: the rating scale (unset = the data set's).
   data.seed: the split's seed.
   data.test_fraction: share of ratings held out for test by a random split.
@@ -70,6 +71,7 @@ def base_config() -> config_dict.ConfigDict:
   cfg.data.csv_delimiter = placeholder(str)
   cfg.data.csv_header = "auto"
   cfg.data.csv_columns = (0, 1, 2)
+  cfg.data.csv_string_ids = False
   cfg.data.rating_min = placeholder(float)
   cfg.data.rating_max = placeholder(float)
   cfg.data.seed = 0
