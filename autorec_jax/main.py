@@ -16,8 +16,12 @@ import os
 import shutil
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from autorec_jax import config_checks, metrics, parallel, train
+from autorec_jax.data.errors import DataError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a variant: configs/x.py[:variant].",
@@ -44,23 +48,13 @@ def _clear_workdir(workdir: str) -> None:
       os.remove(path)
 
 
-def _quiet_library_info(record) -> bool:
-  """Keeps orbax's per-save INFO chatter out of the log (its warnings still show)."""
-  return record.levelno > logging.converter.ABSL_TO_STANDARD[logging.INFO] or (
-      "/orbax/" not in record.pathname)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_quiet_library_info)
-  # Must precede every other JAX call.
-  from autorec_jax import parallel  # pylint: disable=import-outside-toplevel
+  metrics.quiet_library_logs()
+  # Must precede every other JAX call (importing JAX is fine, computing is not).
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                         _PROCESS_ID.value)
-  import jax  # pylint: disable=import-outside-toplevel
-  from autorec_jax import config_checks, train  # pylint: disable=import-outside-toplevel
-  from autorec_jax.data.errors import DataError  # pylint: disable=import-outside-toplevel
 
   logging.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(),

@@ -66,6 +66,16 @@ class MetricWriter:
       self._tb.close()
 
 
+def _quiet_library_info(record) -> bool:
+  return record.levelno > logging.converter.ABSL_TO_STANDARD[logging.INFO] or (
+      "/orbax/" not in record.pathname)
+
+
+def quiet_library_logs() -> None:
+  """Keeps orbax's per-save INFO chatter out of the log (its warnings still show)."""
+  logging.get_absl_handler().addFilter(_quiet_library_info)
+
+
 def _fmt(v: Any) -> str:
   return f"{v:.5g}" if isinstance(v, float) else str(v)
 

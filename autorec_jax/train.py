@@ -93,7 +93,9 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
 
 
 @dataclasses.dataclass
-class _Data:
+class RunData:
+  """A run's data: what was loaded, its split, and the three parts."""
+
   loaded: Any
   split: splits.Split
   train: Any
@@ -101,15 +103,17 @@ class _Data:
   test: Any
 
 
-def _load_data(cfg) -> _Data:
+def load_data(cfg) -> RunData:
+  """Loads and splits the data a config names (the same split on every call)."""
   loaded = datasets.load(cfg.data)
   ratings = loaded.ratings
   split = splits.make_split(
       ratings.num_ratings, test_fraction=cfg.data.test_fraction,
       num_folds=cfg.data.num_folds, fold=cfg.data.fold,
       valid_fraction=cfg.data.valid_fraction, seed=cfg.data.seed,
-      predefined_test=loaded.is_predefined_test)
-  return _Data(loaded, split, ratings.subset(split.train), ratings.subset(split.valid),
+      predefined_test=loaded.is_predefined_test,
+      predefined_valid=loaded.is_predefined_valid)
+  return RunData(loaded, split, ratings.subset(split.train), ratings.subset(split.valid),
                ratings.subset(split.test))
 
 
@@ -156,7 +160,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
       f.write(_config_json(cfg))
 
-  data = _load_data(cfg)
+  data = load_data(cfg)
   orientation = cfg.model.orientation
   split_summary = data.split.summary(data.loaded.ratings)
   logging.info("data %s: %d users x %d items, split %s", data.loaded.ratings.source,

@@ -9,113 +9,13 @@ models of the README's results table; `tiny` is a seconds-long smoke run of the
 same pipeline (two epochs of a 16-unit model).
 
 Every field can be overridden on the command line, e.g.
-`--config.model.hidden='(512,512,1024)' --config.train.refeed_steps=1`.
-
-Fields:
-  seed: model initialisation, dropout and batch shuffling (the split has its own).
-  data.name: movielens_100k | movielens_1m | movielens_10m | movielens_20m |
-    movielens_25m | jester | csv.
-  data.path: a ratings file, archive or directory; unset = look under
-    $AUTOREC_DATA_DIR, then ~/.cache/autorec_jax, downloading when allowed.
-  data.test_path: a predefined test file (e.g. ML-100K's u1.test); unset = split.
-  data.download: download a public data set from its official site when missing.
-  data.duplicates: repeated (user, item) pairs: error | keep_last | mean.
-  data.csv_delimiter / data.csv_header / data.csv_columns: generic text files
-    (unset delimiter = sniff; header auto|yes|no; columns user,item,rating[,time]);
-    data.csv_string_ids keeps non-numeric ids as strings (else ids must be integers).
-  data.rating_min / data.rating_max: the rating scale (unset = the data set's).
-  data.seed: the split's seed.
-  data.test_fraction: share of ratings held out for test by a random split.
-  data.num_folds / data.fold: k-fold cross-validation (num_folds 0 = random split).
-  data.valid_fraction: share of the train part carved out for model selection.
-  model.orientation: user (U-AutoRec: rows are users) or item (I-AutoRec).
-  model.hidden: encoder widths; the decoder mirrors them.
-  model.activation: selu | elu | lrelu | relu | relu6 | sigmoid | tanh | swish | identity.
-  model.output_activation: apply the activation on the output layer too.
-  model.dropout: drop probability on the code layer.
-  model.tied: constrained decoder (transposed encoder kernels).
-  model.kernel_init: xavier | fan_in.
-  optim.name: sgd | adam | adamw | rmsprop | adagrad.
-  optim.learning_rate, optim.momentum, optim.nesterov, optim.beta1, optim.beta2,
-    optim.eps: the optimizer's own hyperparameters.
-  optim.weight_decay: L2 on kernels (decoupled for adamw).
-  optim.schedule: constant | multistep | exponential; optim.decay_rate and
-    optim.decay_epochs (multistep boundaries, in epochs).
-  optim.grad_clip_norm: clip the global gradient norm (unset = no clipping).
-  train.num_epochs, train.batch_size (rows per step, all devices together).
-  train.refeed_steps: dense re-feeding passes per step (DeepRec: 1).
-  train.eval_every_epochs: validation (and best-checkpoint choice) interval.
-  train.log_every_steps: how often losses are fetched from the device.
-  train.prefetch: batches densified ahead on a background thread.
-  train.progress_bar: show a progress bar with live loss and rows/s.
-  eval.batch_size: rows per evaluation step.
-  eval.clip_predictions: clip predictions to the rating scale before metrics.
+`--config.model.hidden='(512,512,1024)' --config.train.refeed_steps=1`; all fields
+are listed and documented in autorec_jax/config_schema.py.
 """
 
 from ml_collections import config_dict
 
-placeholder = config_dict.placeholder
-
-
-def base_config() -> config_dict.ConfigDict:
-  """Every field with its default; data-set configs override what they need."""
-  cfg = config_dict.ConfigDict()
-  cfg.seed = 0
-
-  cfg.data = config_dict.ConfigDict()
-  cfg.data.name = "movielens_1m"
-  cfg.data.path = placeholder(str)
-  cfg.data.test_path = placeholder(str)
-  cfg.data.download = True
-  cfg.data.duplicates = "error"
-  cfg.data.csv_delimiter = placeholder(str)
-  cfg.data.csv_header = "auto"
-  cfg.data.csv_columns = (0, 1, 2)
-  cfg.data.csv_string_ids = False
-  cfg.data.rating_min = placeholder(float)
-  cfg.data.rating_max = placeholder(float)
-  cfg.data.seed = 0
-  cfg.data.test_fraction = 0.1
-  cfg.data.num_folds = 0
-  cfg.data.fold = 0
-  cfg.data.valid_fraction = 0.05
-
-  cfg.model = config_dict.ConfigDict()
-  cfg.model.orientation = "item"
-  cfg.model.hidden = (500,)
-  cfg.model.activation = "sigmoid"
-  cfg.model.output_activation = False
-  cfg.model.dropout = 0.0
-  cfg.model.tied = False
-  cfg.model.kernel_init = "xavier"
-
-  cfg.optim = config_dict.ConfigDict()
-  cfg.optim.name = "adam"
-  cfg.optim.learning_rate = 1e-3
-  cfg.optim.momentum = 0.0
-  cfg.optim.nesterov = False
-  cfg.optim.beta1 = 0.9
-  cfg.optim.beta2 = 0.999
-  cfg.optim.eps = 1e-8
-  cfg.optim.weight_decay = 0.0
-  cfg.optim.schedule = "constant"
-  cfg.optim.decay_rate = 1.0
-  cfg.optim.decay_epochs = (0,)
-  cfg.optim.grad_clip_norm = placeholder(float)
-
-  cfg.train = config_dict.ConfigDict()
-  cfg.train.num_epochs = 100
-  cfg.train.batch_size = 64
-  cfg.train.refeed_steps = 0
-  cfg.train.eval_every_epochs = 1
-  cfg.train.log_every_steps = 50
-  cfg.train.prefetch = 2
-  cfg.train.progress_bar = True
-
-  cfg.eval = config_dict.ConfigDict()
-  cfg.eval.batch_size = 512
-  cfg.eval.clip_predictions = True
-  return cfg
+from autorec_jax.config_schema import base_config
 
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:

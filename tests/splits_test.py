@@ -152,3 +152,18 @@ def test_summary_rejects_split_of_other_data():
 def test_argument_errors(call, match):
   with pytest.raises(ValueError, match=match):
     call()
+
+
+def test_predefined_valid_and_test_masks_are_used_as_given():
+  test = np.array([False, True, False, False, True, False])
+  valid = np.array([True, False, False, False, False, False])
+  s = splits.make_split(6, test_fraction=0.5, num_folds=0, fold=0, valid_fraction=0.5,
+                        seed=0, predefined_test=test, predefined_valid=valid)
+  assert s.test.tolist() == [1, 4] and s.valid.tolist() == [0]
+  assert s.train.tolist() == [2, 3, 5]
+  with pytest.raises(ValueError, match="overlap"):
+    splits.make_split(6, test_fraction=0.1, num_folds=0, fold=0, valid_fraction=0.0,
+                      seed=0, predefined_test=test, predefined_valid=test)
+  with pytest.raises(ValueError, match="needs predefined_test"):
+    splits.make_split(6, test_fraction=0.1, num_folds=0, fold=0, valid_fraction=0.0,
+                      seed=0, predefined_valid=valid)

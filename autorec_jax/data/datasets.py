@@ -165,6 +165,9 @@ REGISTRY: dict[str, DatasetSpec] = {
                    ("ml-latest-small/ratings.csv",), titles=("movies.csv",)),
         _jester(),
         DatasetSpec("csv", (), None, ()),  # generic: data.path is required
+        # Netflix Prize time splits converted by `python -m autorec_jax.data.netflix`;
+        # the original data is no longer distributed, so there is nothing to download.
+        DatasetSpec("netflix", (), (1.0, 5.0), ()),
     )
 }
 
@@ -175,8 +178,10 @@ class LoadedData:
 
   Attributes:
     ratings: train and predefined-test ratings in one index space.
-    is_predefined_test: bool[N], True for rows read from `data.test_path`; None
-      when there is no predefined test file.
+    is_predefined_test: bool[N], True for rows read from `data.test_path` (or a
+      converted Netflix split's test half); None when there is no predefined test.
+    is_predefined_valid: bool[N], True for a converted Netflix split's valid half;
+      None elsewhere (validation is then carved from train).
     rating_scale: (min, max) every rating lies in.
     titles_path: the item-title file next to the ratings (MovieLens movies.dat,
       movies.csv or u.item), when there is one on disk.
@@ -186,6 +191,7 @@ class LoadedData:
   is_predefined_test: np.ndarray | None
   rating_scale: tuple[float, float]
   titles_path: str | None
+  is_predefined_valid: np.ndarray | None = None
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -414,6 +420,8 @@ def load(data_cfg) -> LoadedData:
     return getattr(data_cfg, key, default)
 
   spec = get_spec(opt("name"))
+  if spec.name == "netflix":
+    return _load_netflix(opt)
   duplicates = opt("duplicates", "error")
   if duplicates not in text.DUPLICATE_POLICIES:
     raise DataConfigError(f"data.duplicates={duplicates!r} must be one of "
@@ -445,3 +453,35 @@ def load(data_cfg) -> LoadedData:
   _check_scale(merged, scale)
   return LoadedData(ratings=merged.to_ratings(), is_predefined_test=is_test,
                     rating_scale=scale, titles_path=_titles(spec, ratings_file))
+
+
+NETFLIX_SPLITS = ("full", "3m", "6m", "1y")
+
+
+def _load_netflix(opt) -> LoadedData:
+  """A converted Netflix time split: `data.path` (or $AUTOREC_DATA_DIR/netflix-converted)
+  holds one folder per split, `data.time_split` picks one."""
+  from autorec_jax.data import netflix  # pylint: disable=import-outside-toplevel
+
+  split = opt("time_split", "full")
+  if split not in NETFLIX_SPLITS:
+    raise DataConfigError(f"data.time_split={split!r} must be one of "
+                          f"{', '.join(NETFLIX_SPLITS)}")
+  root = opt("path")
+  if root is None:
+    root = os.path.join(os.environ.get("AUTOREC_DATA_DIR", default_cache_dir()),
+                        "netflix-converted")
+  root = os.path.expanduser(root)
+  split_dir = root if os.path.basename(os.path.normpath(root)) == split else os.path.join(
+      root, split)
+  if not os.path.exists(os.path.join(split_dir, "ratings.npz")):
+    raise DataNotFoundError(
+        f"no converted Netflix split in {split_dir} (expected {split_dir}/ratings.npz). "
+        "The Netflix Prize data is not downloadable any more: convert your copy with "
+        "`python -m autorec_jax.data.netflix --input=training_set --output=DIR` and set "
+        "data.path=DIR")
+  ratings, part = netflix.load_converted(split_dir)
+  titles = os.path.join(os.path.dirname(os.path.normpath(split_dir)), "movie_titles.txt")
+  return LoadedData(ratings=ratings, is_predefined_test=part == 2, rating_scale=(1.0, 5.0),
+                    titles_path=titles if os.path.exists(titles) else None,
+                    is_predefined_valid=part == 1)

@@ -153,15 +153,25 @@ def carve_validation(train_idx: np.ndarray, valid_fraction: float,
   return _take_fraction(train_idx.astype(np.int64), valid_fraction, rng)
 
 
+def _check_mask(name: str, mask, num_ratings: int) -> np.ndarray:
+  mask = np.asarray(mask)
+  if mask.dtype != bool or mask.shape != (num_ratings,):
+    raise ValueError(f"{name} must be a bool mask with one entry per rating "
+                     f"(bool[{num_ratings}]), got {mask.dtype}{list(mask.shape)}")
+  return mask
+
+
 def make_split(num_ratings: int, *, test_fraction: float, num_folds: int, fold: int,
                valid_fraction: float, seed: int,
-               predefined_test: np.ndarray | None = None) -> Split:
+               predefined_test: np.ndarray | None = None,
+               predefined_valid: np.ndarray | None = None) -> Split:
   """The split a run uses: test part first, then validation carved from train.
 
   The test part is, in order of precedence: `predefined_test` (a bool mask with one
   entry per rating, e.g. a dataset's official probe set); fold `fold` of a
   `num_folds`-fold split when num_folds >= 2; else a random `test_fraction` of the
-  ratings. `valid_fraction` is a fraction of the remaining train ratings.
+  ratings. The validation part is `predefined_valid` when given (e.g. the Netflix
+  time splits' valid half), else a `valid_fraction` of the remaining train ratings.
   """
   num_ratings = _check_count(num_ratings)
   test_fraction = _check_fraction("test_fraction", test_fraction)
@@ -171,11 +181,18 @@ def make_split(num_ratings: int, *, test_fraction: float, num_folds: int, fold: 
     raise ValueError(f"num_folds must be an int, got {num_folds!r}")
   if num_folds < 0:
     raise ValueError(f"num_folds must be >= 0 (0 or 1: no k-fold), got {num_folds}")
+  if predefined_valid is not None:
+    if predefined_test is None:
+      raise ValueError("predefined_valid needs predefined_test")
+    test_mask = _check_mask("predefined_test", predefined_test, num_ratings)
+    valid_mask = _check_mask("predefined_valid", predefined_valid, num_ratings)
+    if np.any(test_mask & valid_mask):
+      raise ValueError("predefined_valid and predefined_test overlap")
+    return Split(train=np.flatnonzero(~(test_mask | valid_mask)).astype(np.int64),
+                 valid=np.flatnonzero(valid_mask).astype(np.int64),
+                 test=np.flatnonzero(test_mask).astype(np.int64))
   if predefined_test is not None:
-    mask = np.asarray(predefined_test)
-    if mask.dtype != bool or mask.shape != (num_ratings,):
-      raise ValueError("predefined_test must be a bool mask with one entry per rating "
-                       f"(bool[{num_ratings}]), got {mask.dtype}{list(mask.shape)}")
+    mask = _check_mask("predefined_test", predefined_test, num_ratings)
     train, test = np.flatnonzero(~mask), np.flatnonzero(mask)
   elif num_folds >= 2:
     train, test = kfold_split(num_ratings, num_folds, fold, seed)

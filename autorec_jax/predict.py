@@ -1,0 +1,156 @@
+r"""Predictions from a trained run: evaluate a checkpoint on a split, write prediction files.
+
+  python -m autorec_jax.predict --workdir=runs/ml1m --split=test --output=preds.txt
+  python -m autorec_jax.predict --workdir=runs/netflix_full --checkpoint=latest \
+      --split=valid --output=valid_preds.txt
+
+Prints RMSE and MAE of the chosen checkpoint on the chosen part of the run's own split
+(rebuilt from its config.json, so it is the split the run was trained on) and, with
+--output, writes DeepRecommender-style lines `user item prediction truth` with the
+dataset's original ids. Predictions follow the same rules as training's evaluation:
+the model for warm pairs, the documented mean fallback for cold ones, clipped to the
+rating scale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_dict
+
+from autorec_jax import checkpoint, evaluate, optim, train
+from autorec_jax import metrics as metrics_lib
+from autorec_jax.data.errors import DataError
+from autorec_jax.data.types import Ratings
+
+
+def _tuples(value):
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def load_config(workdir: str) -> config_dict.ConfigDict:
+  """The resolved config a run saved in `workdir/config.json`."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: {workdir} is not a run's workdir")
+  with open(path, encoding="utf-8") as f:
+    return config_dict.ConfigDict(_tuples(json.load(f)))
+
+
+class Predictor:
+  """A trained model with its run's data, predicting any (user, item) pair.
+
+  Attributes:
+    cfg: the run's config. data: its loaded data and split. epoch: the checkpoint used.
+  """
+
+  def __init__(self, workdir: str, which: str = "best", *, batch_size: int = 1024):
+    self.cfg = load_config(workdir)
+    self.data = train.load_data(self.cfg)
+    self.orientation = self.cfg.model.orientation
+    self._train_csr = self.data.train.to_csr(self.orientation)
+    self.model = train.make_model(self.cfg.model)
+    tx, _ = optim.from_config(self.cfg.optim, steps_per_epoch=1)
+    like = train.init_state(self.model, tx, self._train_csr.shape[1], jax.random.key(0))
+    manager = checkpoint.make_manager(workdir, keep_best=self.data.valid.num_ratings > 0)
+    epoch = {"best": checkpoint.best_epoch(manager),
+             "latest": checkpoint.latest_epoch(manager)}.get(which)
+    if epoch is None and which not in ("best", "latest"):
+      epoch = int(which)
+    if epoch is None or epoch not in manager.all_steps():
+      raise FileNotFoundError(f"no checkpoint {which!r} in {workdir}/checkpoints "
+                              f"(have epochs {manager.all_steps()})")
+    self.epoch = epoch
+    state, _ = checkpoint.restore(manager, epoch, like)
+    self.params = state.params
+    self._batch_size = batch_size
+    self._stats = evaluate.TrainStats.from_ratings(self.data.train)
+    scale = self.data.loaded.rating_scale
+    self._clip = scale if self.cfg.eval.clip_predictions else None
+    self._forward = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False))
+    rows_t, cols_t = self._rows_cols(self.data.train.user, self.data.train.item)
+    self._row_seen = np.bincount(rows_t, minlength=self._train_csr.shape[0]) > 0
+    self._col_seen = np.bincount(cols_t, minlength=self._train_csr.shape[1]) > 0
+
+  def _rows_cols(self, user, item):
+    return (user, item) if self.orientation == "user" else (item, user)
+
+  def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Predicted ratings for index pairs (indices of this run's `Ratings`)."""
+    user, item = np.asarray(user, np.int64), np.asarray(item, np.int64)
+    rows, cols = self._rows_cols(user, item)
+    warm = self._row_seen[rows] & self._col_seen[cols]
+    pred = self._stats.fallback(user, item).astype(np.float32)
+    warm_rows = np.unique(rows[warm])
+    for start in range(0, len(warm_rows), self._batch_size):
+      chunk = warm_rows[start:start + self._batch_size]
+      x = np.zeros((self._batch_size, self._train_csr.shape[1]), np.float32)
+      x[:len(chunk)] = self._train_csr[chunk].toarray()
+      out = np.asarray(self._forward(self.params, jnp.asarray(x)))[:len(chunk)]
+      sel = warm & np.isin(rows, chunk)
+      pred[sel] = out[np.searchsorted(chunk, rows[sel]), cols[sel]]
+    if self._clip is not None:
+      pred = np.clip(pred, *self._clip)
+    return pred
+
+  def part(self, name: str) -> Ratings:
+    """The run's `train`, `valid` or `test` ratings."""
+    if name not in ("train", "valid", "test"):
+      raise ValueError(f"split must be train, valid or test, got {name!r}")
+    return getattr(self.data, name)
+
+
+def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+  err = pred.astype(np.float64) - truth
+  return {"rmse": float(np.sqrt(np.mean(err * err))), "mae": float(np.mean(np.abs(err))),
+          "count": int(len(err))}
+
+
+def write_deeprec_lines(path: str, part: Ratings, pred: np.ndarray) -> None:
+  """`user item prediction truth` per line, original ids, written atomically."""
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    for u, i, p, t in zip(part.user_ids[part.user], part.item_ids[part.item], pred,
+                          part.rating):
+      f.write(f"{u} {i} {p:.4f} {t:g}\n")
+  os.replace(tmp, path)
+
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest, or an epoch number.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "valid", "test"],
+                           "Which part of the run's split to predict.")
+_OUTPUT = flags.DEFINE_string("output", None, "Write `user item prediction truth` lines here.")
+
+
+def main(argv):
+  del argv
+  metrics_lib.quiet_library_logs()
+  try:
+    predictor = Predictor(_WORKDIR.value, _CHECKPOINT.value)
+  except (DataError, FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  part = predictor.part(_SPLIT.value)
+  pred = predictor.predict(part.user, part.item)
+  m = metrics(pred, part.rating)
+  print(f"{_SPLIT.value} RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}  ({m['count']} ratings, "
+        f"checkpoint of epoch {predictor.epoch})")
+  if _OUTPUT.value:
+    write_deeprec_lines(_OUTPUT.value, part, pred)
+  return 0
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["workdir"])
+  app.run(main)
