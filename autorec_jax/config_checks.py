@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autorec_jax import optim
+from autorec_jax import optim, preprocess
 from autorec_jax.models.autoencoder import ACTIVATIONS, INITIALIZERS
 
 
@@ -51,5 +51,16 @@ def validate(cfg) -> None:
   need(o.weight_decay >= 0, f"optim.weight_decay={o.weight_decay} must be >= 0")
   need(0.0 <= o.momentum < 1.0, f"optim.momentum={o.momentum} must be in [0, 1)")
   need(o.decay_rate > 0, f"optim.decay_rate={o.decay_rate} must be > 0")
+  n = cfg.noise
+  for name in ("masking", "salt_pepper", "gaussian"):
+    value = getattr(n, name)
+    need(0.0 <= value <= 1.0, f"noise.{name}={value} must be in [0, 1]")
+  need(n.masking + n.salt_pepper + n.gaussian <= 1.0,
+       "noise.masking + noise.salt_pepper + noise.gaussian must be <= 1")
+  need(n.gaussian_std >= 0.0, f"noise.gaussian_std={n.gaussian_std} must be >= 0")
+  need(cfg.loss.alpha >= 0.0 and cfg.loss.beta >= 0.0 and cfg.loss.alpha + cfg.loss.beta > 0,
+       f"loss.alpha={cfg.loss.alpha} and loss.beta={cfg.loss.beta} must be >= 0, not both 0")
+  need(cfg.preprocess.bias in preprocess.BIASES,
+       f"preprocess.bias={cfg.preprocess.bias!r} must be one of {preprocess.BIASES}")
   if problems:
     raise ConfigError("; ".join(problems))

@@ -31,6 +31,14 @@ Fields:
   model.dropout: drop probability on the code layer.
   model.tied: constrained decoder (transposed encoder kernels).
   model.kernel_init: xavier | fan_in.
+  preprocess.scale: map ratings to [-1, 1] for the model (Strub & Mary).
+  preprocess.bias: none | row: remove each row's train mean (the user's for a
+    U-encoder, the item's for a V-encoder); added back before metrics.
+  noise.masking, noise.salt_pepper, noise.gaussian: fractions of the known input
+    entries forced to 0, forced to the scale's min or max, or given Gaussian noise
+    (disjoint; their sum <= 1); noise.gaussian_std: that noise's std (model units).
+  loss.alpha, loss.beta: weights of the squared errors on corrupted and on
+    uncorrupted known entries (Strub & Mary's denoising loss; 1, 1 = masked MSE).
   optim.name: sgd | adam | adamw | rmsprop | adagrad.
   optim.learning_rate, optim.momentum, optim.nesterov, optim.beta1, optim.beta2,
     optim.eps: the optimizer's own hyperparameters.
@@ -85,6 +93,20 @@ def base_config() -> config_dict.ConfigDict:
   cfg.model.dropout = 0.0
   cfg.model.tied = False
   cfg.model.kernel_init = "xavier"
+
+  cfg.preprocess = config_dict.ConfigDict()
+  cfg.preprocess.scale = False
+  cfg.preprocess.bias = "none"
+
+  cfg.noise = config_dict.ConfigDict()
+  cfg.noise.masking = 0.0
+  cfg.noise.salt_pepper = 0.0
+  cfg.noise.gaussian = 0.0
+  cfg.noise.gaussian_std = 0.0
+
+  cfg.loss = config_dict.ConfigDict()
+  cfg.loss.alpha = 1.0
+  cfg.loss.beta = 1.0
 
   cfg.optim = config_dict.ConfigDict()
   cfg.optim.name = "adam"

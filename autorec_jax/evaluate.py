@@ -24,13 +24,22 @@ import numpy as np
 from autorec_jax import losses, parallel
 from autorec_jax.data.batching import CSRBatcher
 from autorec_jax.data.types import Ratings
+from autorec_jax.preprocess import Preprocessor
 
 
-def make_eval_step(model, *, clip_min: float | None, clip_max: float | None) -> Callable:
-  """(params, batch) -> {"sse", "sae", "count"} summed over observed target entries."""
+def make_eval_step(model, *, clip_min: float | None, clip_max: float | None,
+                   pre: Preprocessor | None = None) -> Callable:
+  """(params, batch) -> {"sse", "sae", "count"} summed over observed target entries.
+
+  With a preprocessor the model's outputs are mapped back to the rating scale, using
+  the batch's "row_bias", before clipping and comparing with the raw targets.
+  """
+  undo = pre is not None and not pre.is_identity
 
   def eval_step(params, batch):
     pred = model.apply({"params": params}, batch["x"], train=False)
+    if undo:
+      pred = pre.inverse(pred, batch["row_bias"])
     if clip_min is not None:
       pred = jnp.clip(pred, clip_min, clip_max)
     mask = batch["target_mask"] * batch["row_mask"][:, None]
@@ -72,8 +81,12 @@ class Evaluator:
 
   def __init__(self, *, train: Ratings, target: Ratings, orientation: str,
                batcher: CSRBatcher, eval_step: Callable, mesh,
-               rating_scale: tuple[float, float] | None):
+               rating_scale: tuple[float, float] | None,
+               row_bias: np.ndarray | None = None):
+    """`batcher` holds the model-unit train input; `train`/`target` are raw ratings."""
     self._batcher = batcher
+    self._row_bias = (np.zeros(batcher.num_rows, np.float32) if row_bias is None
+                      else np.asarray(row_bias, np.float32))
     self._eval_step = eval_step
     self._sharding = parallel.data_sharded(mesh)
     rows_t, cols_t = ((train.user, train.item) if orientation == "user"
@@ -98,7 +111,10 @@ class Evaluator:
   def __call__(self, params) -> dict[str, float]:
     outs = []
     for batch in self._batcher.eval_batches(self._warm_csr):
-      batch = {k: v for k, v in batch.items() if k != "rows"}
+      batch = dict(batch)  # the batcher's dict belongs to its buffer ring
+      rows = batch.pop("rows")
+      batch["row_bias"] = np.where(rows >= 0, self._row_bias[np.maximum(rows, 0)], 0.0
+                                   ).astype(np.float32)
       outs.append(self._eval_step(params, parallel.to_global(batch, self._sharding)))
     # One fetch after all batches are dispatched; per-batch sums added in float64.
     warm = {k: 0.0 for k in ("sse", "sae", "count")}

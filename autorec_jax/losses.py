@@ -37,3 +37,18 @@ def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array
   """Masked mean squared error (DeepRec eq. 1); 0 when nothing is observed."""
   sse, count = masked_sse(pred, target, mask)
   return sse / jnp.maximum(count, 1.0)
+
+
+def denoising_sse(pred: jax.Array, target: jax.Array, known: jax.Array,
+                  corrupted: jax.Array, *, alpha: float,
+                  beta: float) -> tuple[jax.Array, jax.Array]:
+  """Strub & Mary's sparse alpha/beta loss as (weighted sum, count of known entries).
+
+  alpha weighs squared errors on corrupted known entries (denoising: predicting what
+  was hidden), beta those on uncorrupted known entries (reconstruction); unknown
+  entries carry nothing. alpha = beta = 1 is masked_sse.
+  """
+  _check_shapes(pred, target, known, corrupted)
+  err = jnp.where(known > 0, pred - target, 0.0)
+  weight = known * (alpha * corrupted + beta * (1.0 - corrupted))
+  return jnp.sum(weight * err * err), jnp.sum(known)

@@ -24,7 +24,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_dict
 
-from autorec_jax import checkpoint, evaluate, optim, train
+from autorec_jax import checkpoint, evaluate, optim, preprocess, train
 from autorec_jax import metrics as metrics_lib
 from autorec_jax.data.errors import DataError
 from autorec_jax.data.types import Ratings
@@ -58,7 +58,10 @@ class Predictor:
     self.cfg = load_config(workdir)
     self.data = train.load_data(self.cfg)
     self.orientation = self.cfg.model.orientation
-    self._train_csr = self.data.train.to_csr(self.orientation)
+    self._pre = preprocess.Preprocessor.fit(
+        self.data.train, orientation=self.orientation, scale=self.cfg.preprocess.scale,
+        rating_scale=self.data.loaded.rating_scale, bias=self.cfg.preprocess.bias)
+    self._train_csr = self._pre.transform(self.data.train).to_csr(self.orientation)
     self.model = train.make_model(self.cfg.model)
     tx, _ = optim.from_config(self.cfg.optim, steps_per_epoch=1)
     like = train.init_state(self.model, tx, self._train_csr.shape[1], jax.random.key(0))
@@ -97,6 +100,7 @@ class Predictor:
       x = np.zeros((self._batch_size, self._train_csr.shape[1]), np.float32)
       x[:len(chunk)] = self._train_csr[chunk].toarray()
       out = np.asarray(self._forward(self.params, jnp.asarray(x)))[:len(chunk)]
+      out = self._pre.inverse(out, self._pre.row_bias[chunk])
       sel = warm & np.isin(rows, chunk)
       pred[sel] = out[np.searchsorted(chunk, rows[sel]), cols[sel]]
     if self._clip is not None:

@@ -23,6 +23,8 @@ import optax
 from absl import logging
 
 from autorec_jax import checkpoint, config_checks, evaluate, losses, metrics, optim, parallel
+from autorec_jax import noise as noise_lib
+from autorec_jax import preprocess
 from autorec_jax.data import datasets, splits
 from autorec_jax.data.batching import CSRBatcher
 from autorec_jax.models.autoencoder import AutoEncoder, count_params
@@ -50,32 +52,44 @@ def init_state(model: AutoEncoder, tx: optax.GradientTransformation, num_inputs:
 
 
 def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
-                    refeed_steps: int) -> Callable:
+                    refeed_steps: int, noise: noise_lib.NoiseConfig | None = None,
+                    alpha: float = 1.0, beta: float = 1.0) -> Callable:
   """(state, batch, key) -> (state, metrics): one update on the sparse batch, then
   `refeed_steps` dense re-feeding updates (DeepRec section 2.2).
 
-  Re-feeding treats the previous output f(x) (no gradient through it) as a new dense
-  example and fits f(f(x)) to it with every entry of the real rows observed; each
-  pass draws its own dropout mask.
+  With `noise`, the sparse pass sees a corrupted input and fits the clean one with
+  Strub & Mary's alpha/beta loss (alpha on corrupted, beta on the other known
+  entries). Re-feeding treats the previous output f(x) (no gradient through it) as a
+  new dense example and fits f(f(x)) to it with every entry of the real rows
+  observed; each pass draws its own dropout mask.
   """
+  denoise = noise is not None and noise.active
 
-  def loss_fn(params, x_BxI, y_BxI, m_BxI, dropout_key):
+  def loss_fn(params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key):
     pred_BxI = model.apply({"params": params}, x_BxI, train=True,
                            rngs={"dropout": dropout_key})
-    return losses.masked_mse(pred_BxI, y_BxI, m_BxI), pred_BxI
+    if c_BxI is None:
+      return losses.masked_mse(pred_BxI, y_BxI, m_BxI), pred_BxI
+    total, count = losses.denoising_sse(pred_BxI, y_BxI, m_BxI, c_BxI, alpha=alpha,
+                                        beta=beta)
+    return total / jnp.maximum(count, 1.0), pred_BxI
 
-  def update(state, x_BxI, y_BxI, m_BxI, dropout_key):
+  def update(state, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key):
     (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, x_BxI, y_BxI, m_BxI, dropout_key)
+        state.params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return state.replace(params=params, opt_state=opt_state), loss, grads, pred_BxI
 
   def train_step(state, batch, key):
-    keys = jax.random.split(jax.random.fold_in(key, state.step), 1 + refeed_steps)
+    keys = jax.random.split(jax.random.fold_in(key, state.step), 2 + refeed_steps)
     row_mask_B = batch["row_mask"]
+    x_BxI = batch["x"]
     m_BxI = batch["mask"] * row_mask_B[:, None]
-    state, loss, grads, pred_BxI = update(state, batch["x"], batch["x"], m_BxI, keys[0])
+    in_BxI, c_BxI = x_BxI, None
+    if denoise:
+      in_BxI, c_BxI = noise_lib.corrupt(x_BxI, m_BxI, noise, keys[1])
+    state, loss, grads, pred_BxI = update(state, in_BxI, x_BxI, m_BxI, c_BxI, keys[0])
     out = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
            "train/rows": jnp.sum(row_mask_B)}
     full_BxI = jnp.broadcast_to(row_mask_B[:, None], pred_BxI.shape)
@@ -83,13 +97,22 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
     for k in range(refeed_steps):  # Python loop: the count is fixed when jitted.
       dense_BxI = jax.lax.stop_gradient(pred_BxI) * full_BxI
       state, refeed_loss, _, pred_BxI = update(state, dense_BxI, dense_BxI, full_BxI,
-                                               keys[1 + k])
+                                               None, keys[2 + k])
       refeed_losses.append(refeed_loss)
     if refeed_losses:
       out["train/refeed_loss"] = jnp.mean(jnp.stack(refeed_losses))
     return state.replace(step=state.step + 1), out
 
   return train_step
+
+
+def make_noise(cfg, pre: preprocess.Preprocessor,
+               rating_scale: tuple[float, float]) -> noise_lib.NoiseConfig:
+  """The config's noise, with salt-and-pepper values at the scale's ends in model units."""
+  return noise_lib.NoiseConfig(
+      masking=cfg.noise.masking, salt_pepper=cfg.noise.salt_pepper,
+      gaussian=cfg.noise.gaussian, gaussian_std=cfg.noise.gaussian_std,
+      low=pre.to_model_units(rating_scale[0]), high=pre.to_model_units(rating_scale[1]))
 
 
 @dataclasses.dataclass
@@ -170,7 +193,10 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   parallel.check_batch_size(cfg.train.batch_size)
   parallel.check_batch_size(cfg.eval.batch_size, "eval.batch_size")
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
-  train_csr = data.train.to_csr(orientation)
+  pre = preprocess.Preprocessor.fit(
+      data.train, orientation=orientation, scale=cfg.preprocess.scale,
+      rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
+  train_csr = pre.transform(data.train).to_csr(orientation)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed,
                        process_index=jax.process_index(),
                        process_count=jax.process_count(), prefetch=cfg.train.prefetch)
@@ -186,17 +212,22 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   state = jax.device_put(init_state(model, tx, batcher.num_cols, init_key), repl)
   num_params = count_params(state.params)
 
-  train_step = jax.jit(make_train_step(model, tx, refeed_steps=cfg.train.refeed_steps),
+  step_fn = make_train_step(model, tx, refeed_steps=cfg.train.refeed_steps,
+                            noise=make_noise(cfg, pre, data.loaded.rating_scale),
+                            alpha=cfg.loss.alpha, beta=cfg.loss.beta)
+  train_step = jax.jit(step_fn,
                        in_shardings=(repl, sharded, repl), out_shardings=(repl, repl),
                        donate_argnums=0)
   scale = data.loaded.rating_scale if cfg.eval.clip_predictions else (None, None)
-  eval_step = jax.jit(evaluate.make_eval_step(model, clip_min=scale[0], clip_max=scale[1]),
+  eval_step = jax.jit(evaluate.make_eval_step(model, clip_min=scale[0], clip_max=scale[1],
+                                              pre=pre),
                       in_shardings=(repl, sharded), out_shardings=repl)
 
   def make_evaluator(target):
     return evaluate.Evaluator(train=data.train, target=target, orientation=orientation,
                               batcher=eval_batcher, eval_step=eval_step, mesh=mesh,
-                              rating_scale=scale if scale[0] is not None else None)
+                              rating_scale=scale if scale[0] is not None else None,
+                              row_bias=pre.row_bias)
 
   has_valid = data.valid.num_ratings > 0
   valid_eval = make_evaluator(data.valid) if has_valid else None

@@ -46,3 +46,23 @@ def test_shape_mismatch_raises():
   pred, target, mask = _data()
   with pytest.raises(ValueError, match="equal shapes"):
     losses.masked_sse(pred, target[:, :3], mask)
+
+
+def test_denoising_loss_weighs_corrupted_and_clean_entries():
+  pred, target, mask = _data()
+  rng = np.random.default_rng(1)
+  corrupted = mask * (rng.random(mask.shape) < 0.5)
+  total, count = jax.jit(lambda *a: losses.denoising_sse(*a, alpha=2.0, beta=0.5))(
+      pred, target, mask, corrupted)
+  sq = (pred - target) ** 2
+  expected = 2.0 * np.sum(corrupted * sq) + 0.5 * np.sum((mask - corrupted) * sq)
+  np.testing.assert_allclose(total, expected, rtol=1e-5)
+  assert float(count) == mask.sum()
+
+
+def test_denoising_loss_with_alpha_equal_beta_is_masked_sse():
+  pred, target, mask = _data()
+  corrupted = mask * 0.0
+  a = losses.denoising_sse(pred, target, mask, corrupted, alpha=1.0, beta=1.0)
+  b = losses.masked_sse(pred, target, mask)
+  np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
