@@ -31,6 +31,11 @@ def validate(cfg) -> None:
   hidden_ok = (isinstance(m.hidden, (tuple, list)) and len(m.hidden) > 0 and
                all(isinstance(h, int) and not isinstance(h, bool) and h > 0
                    for h in m.hidden))
+  fractions_ok = all(0.0 < f <= 1.0 for f in m.hidden_fractions)
+  need(fractions_ok, f"model.hidden_fractions={m.hidden_fractions!r} must lie in (0, 1]")
+  need(not cfg.stacked.enabled or len(m.hidden_fractions or m.hidden) == 2,
+       "stacked.enabled needs exactly two hidden layers (model.hidden or "
+       "model.hidden_fractions)")
   need(hidden_ok, f"model.hidden={m.hidden!r} must be a non-empty tuple of positive "
        "widths, e.g. '(512,512,1024)'")
   need(m.activation in ACTIVATIONS,

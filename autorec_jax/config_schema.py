@@ -26,6 +26,8 @@ Fields:
   data.valid_fraction: share of the train part carved out for model selection.
   model.orientation: user (U-AutoRec: rows are users) or item (I-AutoRec).
   model.hidden: encoder widths; the decoder mirrors them.
+  model.hidden_fractions: widths as fractions of the input width instead (e.g.
+    (0.1, 0.0833) for Strub & Mary's n/10, n/12); empty = use model.hidden.
   model.activation: selu | elu | lrelu | relu | relu6 | sigmoid | tanh | swish | identity.
   model.output_activation: apply the activation on the output layer too.
   model.dropout: drop probability on the code layer.
@@ -39,6 +41,12 @@ Fields:
     (disjoint; their sum <= 1); noise.gaussian_std: that noise's std (model units).
   loss.alpha, loss.beta: weights of the squared errors on corrupted and on
     uncorrupted known entries (Strub & Mary's denoising loss; 1, 1 = masked MSE).
+  stacked.enabled: layer-wise training (Strub & Mary figure 1) of a two-hidden-layer
+    model: train the outer autoencoder, then an inner one on its clean codes, then
+    fine-tune the assembled network with the main optim/loss/noise settings.
+  stacked.outer.*, stacked.inner.*: each stage's num_epochs, learning_rate,
+    decay_rate (inverse-time, per epoch), weight_decay, alpha, beta, masking,
+    salt_pepper, gaussian, gaussian_std (their table 1).
   optim.name: sgd | adam | adamw | rmsprop | adagrad.
   optim.learning_rate, optim.momentum, optim.nesterov, optim.beta1, optim.beta2,
     optim.eps: the optimizer's own hyperparameters.
@@ -88,6 +96,7 @@ def base_config() -> config_dict.ConfigDict:
   cfg.model = config_dict.ConfigDict()
   cfg.model.orientation = "item"
   cfg.model.hidden = (500,)
+  cfg.model.hidden_fractions = ()
   cfg.model.activation = "sigmoid"
   cfg.model.output_activation = False
   cfg.model.dropout = 0.0
@@ -121,6 +130,22 @@ def base_config() -> config_dict.ConfigDict:
   cfg.optim.decay_rate = 1.0
   cfg.optim.decay_epochs = (0,)
   cfg.optim.grad_clip_norm = placeholder(float)
+
+  cfg.stacked = config_dict.ConfigDict()
+  cfg.stacked.enabled = False
+  for stage in ("outer", "inner"):
+    st = config_dict.ConfigDict()
+    st.num_epochs = 10
+    st.learning_rate = 0.03
+    st.decay_rate = 0.1
+    st.weight_decay = 0.03
+    st.alpha = 1.0
+    st.beta = 1.0
+    st.masking = 0.0
+    st.salt_pepper = 0.0
+    st.gaussian = 0.0
+    st.gaussian_std = 0.0
+    cfg.stacked[stage] = st
 
   cfg.train = config_dict.ConfigDict()
   cfg.train.num_epochs = 100

@@ -20,7 +20,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from autorec_jax import config_checks, metrics, parallel, train
+from autorec_jax import config_checks, metrics, parallel, stacked, train
 from autorec_jax.data.errors import DataError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -63,7 +63,8 @@ def main(argv):
   if _OVERWRITE.value and jax.process_index() == 0:
     _clear_workdir(_WORKDIR.value)
   try:
-    results = train.train_and_evaluate(cfg, _WORKDIR.value)
+    run = stacked.train_stacked if cfg.stacked.enabled else train.train_and_evaluate
+    results = run(cfg, _WORKDIR.value)
   except (DataError, config_checks.ConfigError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -13,7 +13,7 @@ import jax
 import optax
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "multistep", "exponential")
+SCHEDULES = ("constant", "multistep", "exponential", "inverse_time")
 
 
 def make_schedule(*, learning_rate: float, schedule: str, steps_per_epoch: int,
@@ -25,6 +25,8 @@ def make_schedule(*, learning_rate: float, schedule: str, steps_per_epoch: int,
   - multistep: multiplied by `decay_rate` at the start of each epoch in
     `decay_epochs` (DeepRec's MultiStepLR, e.g. (24, 36, 48, 66, 72) and 0.5).
   - exponential: multiplied by `decay_rate` once per epoch, smoothly.
+  - inverse_time: learning_rate / (1 + decay_rate * epoch), Torch's
+    `learningRateDecay` counted in epochs (Strub & Mary's "learning decay").
   """
   if schedule == "constant":
     return optax.constant_schedule(learning_rate)
@@ -34,6 +36,8 @@ def make_schedule(*, learning_rate: float, schedule: str, steps_per_epoch: int,
   if schedule == "exponential":
     return optax.exponential_decay(learning_rate, transition_steps=steps_per_epoch,
                                    decay_rate=decay_rate)
+  if schedule == "inverse_time":
+    return lambda step: learning_rate / (1.0 + decay_rate * step / steps_per_epoch)
   raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 

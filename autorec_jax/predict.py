@@ -62,9 +62,11 @@ class Predictor:
         self.data.train, orientation=self.orientation, scale=self.cfg.preprocess.scale,
         rating_scale=self.data.loaded.rating_scale, bias=self.cfg.preprocess.bias)
     self._train_csr = self._pre.transform(self.data.train).to_csr(self.orientation)
-    self.model = train.make_model(self.cfg.model)
+    self.model = train.make_model(self.cfg.model, self._train_csr.shape[1])
     tx, _ = optim.from_config(self.cfg.optim, steps_per_epoch=1)
     like = train.init_state(self.model, tx, self._train_csr.shape[1], jax.random.key(0))
+    if self.cfg.stacked.enabled:  # a stacked run's model is its fine-tuning stage's
+      workdir = os.path.join(workdir, "stage3_finetune")
     manager = checkpoint.make_manager(workdir, keep_best=self.data.valid.num_ratings > 0)
     epoch = {"best": checkpoint.best_epoch(manager),
              "latest": checkpoint.latest_epoch(manager)}.get(which)

@@ -39,8 +39,19 @@ class TrainState:
   opt_state: Any
 
 
-def make_model(model_cfg) -> AutoEncoder:
-  return AutoEncoder(hidden=tuple(model_cfg.hidden), activation=model_cfg.activation,
+def hidden_widths(model_cfg, num_inputs: int) -> tuple[int, ...]:
+  """model.hidden, or model.hidden_fractions of the input width when those are set."""
+  if model_cfg.hidden_fractions:
+    return tuple(max(1, int(round(f * num_inputs))) for f in model_cfg.hidden_fractions)
+  return tuple(model_cfg.hidden)
+
+
+def make_model(model_cfg, num_inputs: int | None = None) -> AutoEncoder:
+  """The configured autoencoder (num_inputs is needed only for hidden_fractions)."""
+  if model_cfg.hidden_fractions and num_inputs is None:
+    raise ValueError("model.hidden_fractions needs the input width")
+  hidden = hidden_widths(model_cfg, num_inputs or 0)
+  return AutoEncoder(hidden=hidden, activation=model_cfg.activation,
                      output_activation=model_cfg.output_activation,
                      dropout=model_cfg.dropout, tied=model_cfg.tied, kernel_init=model_cfg.kernel_init)
 
@@ -140,11 +151,12 @@ def load_data(cfg) -> RunData:
                ratings.subset(split.test))
 
 
-def _config_json(cfg) -> str:
+def config_json(cfg) -> str:
+  """The resolved config as the JSON saved in a workdir."""
   return cfg.to_json_best_effort(indent=2, sort_keys=True)
 
 
-def _check_workdir(cfg, workdir: str) -> None:
+def check_workdir(cfg, workdir: str) -> None:
   """Refuses to resume a workdir that holds a run of a different config.
 
   Only `train.num_epochs` may differ (to extend a finished run).
@@ -154,7 +166,7 @@ def _check_workdir(cfg, workdir: str) -> None:
     return
   with open(path, encoding="utf-8") as f:
     old = json.load(f)
-  new = json.loads(_config_json(cfg))
+  new = json.loads(config_json(cfg))
   diff = sorted(k for k in _flatten(old).keys() | _flatten(new).keys()
                 if _flatten(old).get(k) != _flatten(new).get(k) and k != "train.num_epochs")
   if diff:
@@ -174,14 +186,19 @@ def _flatten(d: dict, prefix: str = "") -> dict:
   return out
 
 
-def train_and_evaluate(cfg, workdir: str) -> dict:
-  """Trains the configured model, writes the workdir, returns the final results."""
+def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
+  """Trains the configured model, writes the workdir, returns the final results.
+
+  `init_params` (a params pytree of the configured model's structure) starts a fresh
+  run from given weights instead of the initializer, e.g. the stacked network
+  assembled from pre-trained layers; a resumed run ignores it.
+  """
   config_checks.validate(cfg)
   os.makedirs(workdir, exist_ok=True)
-  _check_workdir(cfg, workdir)
+  check_workdir(cfg, workdir)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      f.write(_config_json(cfg))
+      f.write(config_json(cfg))
 
   data = load_data(cfg)
   orientation = cfg.model.orientation
@@ -204,12 +221,15 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                             process_index=jax.process_index(),
                             process_count=jax.process_count(), prefetch=cfg.train.prefetch)
 
-  model = make_model(cfg.model)
+  model = make_model(cfg.model, batcher.num_cols)
   tx, schedule = optim.from_config(cfg.optim, batcher.num_train_batches)
   root_key = jax.random.key(cfg.seed)
   init_key, train_key = jax.random.split(root_key)
   del root_key
-  state = jax.device_put(init_state(model, tx, batcher.num_cols, init_key), repl)
+  state = init_state(model, tx, batcher.num_cols, init_key)
+  if init_params is not None:
+    state = state.replace(params=init_params, opt_state=tx.init(init_params))
+  state = jax.device_put(state, repl)
   num_params = count_params(state.params)
 
   step_fn = make_train_step(model, tx, refeed_steps=cfg.train.refeed_steps,
@@ -246,7 +266,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     logging.info("resumed from checkpoint of epoch %d", latest)
   writer = metrics.MetricWriter(workdir)
   if start_epoch == 0:
-    writer.write_hparams(_flatten(json.loads(_config_json(cfg))))
+    writer.write_hparams(_flatten(json.loads(config_json(cfg))))
 
   steps_per_epoch = batcher.num_train_batches
   for epoch in range(start_epoch + 1, cfg.train.num_epochs + 1):

@@ -49,3 +49,9 @@ def test_unknown_names_are_errors():
     optim.make_optimizer(name="lbfgs", learning_rate=0.1)
   with pytest.raises(ValueError, match="optim.schedule"):
     optim.make_schedule(learning_rate=0.1, schedule="cosine", steps_per_epoch=1)
+
+
+def test_inverse_time_schedule_per_epoch():
+  s = optim.make_schedule(learning_rate=0.03, schedule="inverse_time", steps_per_epoch=10,
+                          decay_rate=0.1)
+  np.testing.assert_allclose([s(0), s(10), s(100)], [0.03, 0.03 / 1.1, 0.03 / 2.0], rtol=1e-6)

@@ -193,3 +193,12 @@ def test_scaled_and_unbiased_run_reports_metrics_on_the_rating_scale(tmp_path):
   test = predictor.part("test")
   m = predict.metrics(predictor.predict(test.user, test.item), test.rating)
   assert m["rmse"] == pytest.approx(results["test/rmse"], rel=1e-5)
+
+
+def test_hidden_fractions_scale_with_the_input_width():
+  cfg = movielens_1m.get_config()
+  cfg.model.hidden_fractions = (0.1, 1 / 12)
+  assert train.hidden_widths(cfg.model, 3706) == (371, 309)
+  assert train.make_model(cfg.model, 6040).hidden == (604, 503)
+  with pytest.raises(ValueError, match="needs the input width"):
+    train.make_model(cfg.model)
