@@ -137,9 +137,7 @@ def train_stacked(cfg, workdir: str) -> dict:
   config_checks.validate(cfg)
   os.makedirs(workdir, exist_ok=True)
   train.check_workdir(cfg, workdir)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      f.write(train.config_json(cfg))
+  train.write_config(cfg, workdir)
   data = train.load_data(cfg)
   orientation = cfg.model.orientation
   pre = preprocess.Preprocessor.fit(

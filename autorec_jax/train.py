@@ -156,6 +156,17 @@ def config_json(cfg) -> str:
   return cfg.to_json_best_effort(indent=2, sort_keys=True)
 
 
+def write_config(cfg, workdir: str) -> None:
+  """Saves the resolved config as workdir/config.json (process 0, atomically, since
+  other processes read it to check a resumed run)."""
+  if jax.process_index() != 0:
+    return
+  tmp = os.path.join(workdir, "config.json.tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(config_json(cfg))
+  os.replace(tmp, os.path.join(workdir, "config.json"))
+
+
 def check_workdir(cfg, workdir: str) -> None:
   """Refuses to resume a workdir that holds a run of a different config.
 
@@ -196,9 +207,7 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   config_checks.validate(cfg)
   os.makedirs(workdir, exist_ok=True)
   check_workdir(cfg, workdir)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      f.write(config_json(cfg))
+  write_config(cfg, workdir)
 
   data = load_data(cfg)
   orientation = cfg.model.orientation
