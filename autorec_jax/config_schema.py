@@ -62,6 +62,10 @@ Fields:
   train.progress_bar: show a progress bar with live loss and rows/s.
   eval.batch_size: rows per evaluation step.
   eval.clip_predictions: clip predictions to the rating scale before metrics.
+  eval.ranking_ks: cut-offs k of NDCG@k, Recall@k, Precision@k and MAP@k (empty = no
+    ranking metrics). Candidates exclude the user's train items.
+  eval.relevance_threshold: a held-out rating >= this is relevant (unset = 3/4 up the
+    rating scale: 4 on 1..5).
 """
 
 from ml_collections import config_dict
@@ -159,4 +163,6 @@ def base_config() -> config_dict.ConfigDict:
   cfg.eval = config_dict.ConfigDict()
   cfg.eval.batch_size = 512
   cfg.eval.clip_predictions = True
+  cfg.eval.ranking_ks = (10,)
+  cfg.eval.relevance_threshold = placeholder(float)
   return cfg

@@ -24,7 +24,7 @@ from absl import logging
 
 from autorec_jax import checkpoint, config_checks, evaluate, losses, metrics, optim, parallel
 from autorec_jax import noise as noise_lib
-from autorec_jax import preprocess
+from autorec_jax import preprocess, ranking
 from autorec_jax.data import datasets, splits
 from autorec_jax.data.batching import CSRBatcher
 from autorec_jax.models.autoencoder import AutoEncoder, count_params
@@ -258,8 +258,23 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
                               rating_scale=scale if scale[0] is not None else None,
                               row_bias=pre.row_bias)
 
+  lo, hi = data.loaded.rating_scale
+  threshold = (cfg.eval.relevance_threshold if cfg.eval.relevance_threshold is not None
+               else lo + 0.75 * (hi - lo))
+
+  def forward(params, x_BxI, row_bias_B):
+    out = model.apply({"params": params}, x_BxI, train=False)
+    return out if pre.is_identity else pre.inverse(out, row_bias_B)
+
+  def make_ranking(target):
+    return ranking.RankingEvaluator(
+        train=data.train, target=target, orientation=orientation, batcher=eval_batcher,
+        forward=forward, mesh=mesh, ks=cfg.eval.ranking_ks, threshold=threshold,
+        row_bias=pre.row_bias)
+
   has_valid = data.valid.num_ratings > 0
   valid_eval = make_evaluator(data.valid) if has_valid else None
+  valid_ranking = make_ranking(data.valid) if has_valid else None
   manager = checkpoint.make_manager(workdir, keep_best=has_valid)
   writer_path = os.path.join(workdir, "metrics.jsonl")
 
@@ -292,8 +307,9 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
                       or epoch == cfg.train.num_epochs):
       t1 = time.perf_counter()
       result = valid_eval(state.params)
-      row.update({"valid/rmse": result["rmse"], "valid/mae": result["mae"],
-                  "perf/eval_secs": time.perf_counter() - t1})
+      row.update({"valid/rmse": result["rmse"], "valid/mae": result["mae"]})
+      row.update({f"valid/{k}": v for k, v in valid_ranking(state.params).items()})
+      row["perf/eval_secs"] = time.perf_counter() - t1
       eval_metrics = {"valid/rmse": result["rmse"]}
     writer.write_scalars(int(state.step), row)
     writer.flush()
@@ -301,8 +317,8 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
                     {"epoch": epoch, "metrics": row, "epoch_seconds": epoch_seconds},
                     eval_metrics)
 
-  results = _final_results(cfg, data, manager, state, make_evaluator, epoch_seconds,
-                           num_params, split_summary)
+  results = _final_results(cfg, data, manager, state, make_evaluator, make_ranking,
+                           epoch_seconds, num_params, split_summary)
   writer.close()
   if jax.process_index() == 0:
     tmp = os.path.join(workdir, "results.json.tmp")
@@ -349,11 +365,12 @@ def _train_epoch(cfg, epoch, state, batcher, train_step, train_key, sharded,
   return out
 
 
-def _final_results(cfg, data, manager, state, make_evaluator, epoch_seconds, num_params,
-                   split_summary) -> dict:
+def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch_seconds,
+                   num_params, split_summary) -> dict:
   best = checkpoint.best_epoch(manager)
   best_state, meta = checkpoint.restore(manager, best, state)
   test = make_evaluator(data.test)(best_state.params)
+  test_ranking = make_ranking(data.test)(best_state.params)
   best_row = meta["metrics"]
   results = {
       "test/rmse": test["rmse"], "test/mae": test["mae"], "test/count": test["count"],
@@ -366,6 +383,8 @@ def _final_results(cfg, data, manager, state, make_evaluator, epoch_seconds, num
       "num_params": num_params,
       "num_users": data.loaded.ratings.num_users, "num_items": data.loaded.ratings.num_items,
       "split": split_summary,
+      **{f"test/{k}": v for k, v in test_ranking.items()},
+      **{k: v for k, v in best_row.items() if k.startswith("valid/") and "@" in k},
   }
   logging.info("results: %s", results)
   return results

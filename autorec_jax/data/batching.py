@@ -152,19 +152,23 @@ class CSRBatcher:
     """How many batches `eval_batches(target)` yields."""
     return -(-len(self.eval_rows(target)) // self.batch_size)
 
-  def eval_batches(self, target: sp.csr_matrix) -> Iterator[dict[str, np.ndarray]]:
+  def eval_batches(self, target: sp.csr_matrix, *,
+                   with_train_mask: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """Train input paired with held-out targets, for rows with a target, in order.
 
     `target` has the train matrix's shape and holds the held-out ratings. Yields
     {"x": f32[B_local, I] (train input), "target": f32[B_local, I], "target_mask":
-    f32[B_local, I], "row_mask": f32[B_local], "rows": int64[B_local] (-1: padding)}.
+    f32[B_local, I], "row_mask": f32[B_local], "rows": int64[B_local] (-1: padding)},
+    plus "mask" (the train input's observed entries) when `with_train_mask`, e.g. to
+    keep already-rated items out of a ranking.
     """
     target = self._check_target(target)
     rows_N = np.flatnonzero(np.diff(target.indptr) > 0).astype(np.int64)
     B, I = self.local_batch_size, self.num_cols
 
     def new_slot():
-      return _Slot({"x": np.zeros((B, I), np.float32),
+      extra = {"mask": np.zeros((B, I), np.float32)} if with_train_mask else {}
+      return _Slot({"x": np.zeros((B, I), np.float32), **extra,
                     "target": np.zeros((B, I), np.float32),
                     "target_mask": np.zeros((B, I), np.float32),
                     "row_mask": np.zeros((B,), np.float32),
@@ -173,7 +177,7 @@ class CSRBatcher:
     def fill(slot, n):
       rows = self._local_rows(rows_N, n)
       a = slot.arrays
-      self._scatter(slot, "x", self._csr, rows, a["x"], None)
+      self._scatter(slot, "x", self._csr, rows, a["x"], a.get("mask"))
       self._scatter(slot, "target", target, rows, a["target"], a["target_mask"])
       a["row_mask"].fill(0.0)
       a["row_mask"][:len(rows)] = 1.0
