@@ -1,10 +1,10 @@
 """Orbax checkpoints: keep the best-by-validation and the latest, resume from latest.
 
-Checkpoints are numbered by completed epoch. Each holds the train state and a JSON
-`meta` item (the epoch's metrics and the resolved config), so a run can be resumed
-or evaluated from its workdir alone. Orbax writes into a temporary directory and
-renames it when complete, so a run killed mid-save leaves the previous checkpoints
-intact.
+Checkpoints are numbered by global train step. Each holds the train state and a JSON
+`meta` item (where in training it was taken: completed epochs, batches into the next
+one, and the epoch's metrics at an epoch end), so a run can be resumed or evaluated
+from its workdir alone. Orbax writes into a temporary directory and renames it when
+complete, so a run killed mid-save leaves the previous checkpoints intact.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as cm
+
+from autorec_jax import faults
 
 BEST_METRIC = "valid/rmse"
 
@@ -36,33 +38,39 @@ def make_manager(workdir: str, *, keep_best: bool = True) -> ocp.CheckpointManag
   options = ocp.CheckpointManagerOptions(
       best_fn=_metric if keep_best else None, best_mode="min",
       preservation_policy=cm.AnyPreservationPolicy(policies),
-      enable_async_checkpointing=False)
+      enable_async_checkpointing=True)
   directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
   return ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
 
 
-def save(manager: ocp.CheckpointManager, epoch: int, state: Any, meta: dict,
+def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict,
          metrics: dict[str, float] | None) -> None:
-  """Saves `state` and `meta` as checkpoint `epoch` and waits until it is on disk."""
+  """Saves `state` and `meta` as checkpoint `step` and waits until it is committed.
+
+  A step that is already saved (a resumed run re-saving where it stopped) is skipped.
+  """
+  if step in manager.all_steps():
+    return
   clean = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-  manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                              meta=ocp.args.JsonSave(meta)),
+  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                             meta=ocp.args.JsonSave(meta)),
                metrics=clean)
+  faults.reached("checkpoint_save")
   manager.wait_until_finished()
 
 
-def restore(manager: ocp.CheckpointManager, epoch: int, like: Any) -> tuple[Any, dict]:
-  """Restores checkpoint `epoch` into the structure, dtypes and shardings of `like`."""
+def restore(manager: ocp.CheckpointManager, step: int, like: Any) -> tuple[Any, dict]:
+  """Restores checkpoint `step` into the structure, dtypes and shardings of `like`."""
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-  out = manager.restore(epoch, args=ocp.args.Composite(
+  out = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
   return out["state"], out["meta"]
 
 
-def best_epoch(manager: ocp.CheckpointManager) -> int | None:
-  """The epoch of the best checkpoint (the latest if no metrics are kept)."""
+def best_step(manager: ocp.CheckpointManager) -> int | None:
+  """The best checkpoint's step (the latest if no metrics are kept)."""
   return manager.best_step()
 
 
-def latest_epoch(manager: ocp.CheckpointManager) -> int | None:
+def latest_step(manager: ocp.CheckpointManager) -> int | None:
   return manager.latest_step()

@@ -56,6 +56,11 @@ def validate(cfg) -> None:
   need(o.weight_decay >= 0, f"optim.weight_decay={o.weight_decay} must be >= 0")
   need(0.0 <= o.momentum < 1.0, f"optim.momentum={o.momentum} must be in [0, 1)")
   need(o.decay_rate > 0, f"optim.decay_rate={o.decay_rate} must be > 0")
+  need(t.on_nan in ("stop", "rollback"), f"train.on_nan={t.on_nan!r} must be stop or rollback")
+  need(0.0 < t.rollback_lr_factor < 1.0,
+       f"train.rollback_lr_factor={t.rollback_lr_factor} must be in (0, 1)")
+  need(t.max_rollbacks >= 0, f"train.max_rollbacks={t.max_rollbacks} must be >= 0")
+  need(cfg.ckpt.every_steps >= 0, f"ckpt.every_steps={cfg.ckpt.every_steps} must be >= 0")
   n = cfg.noise
   for name in ("masking", "salt_pepper", "gaussian"):
     value = getattr(n, name)

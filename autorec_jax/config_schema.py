@@ -60,6 +60,11 @@ Fields:
   train.log_every_steps: how often losses are fetched from the device.
   train.prefetch: batches densified ahead on a background thread.
   train.progress_bar: show a progress bar with live loss and rows/s.
+  train.on_nan: stop | rollback: on a NaN/inf loss stop with a message (the best
+    checkpoint stays intact), or restore the latest good checkpoint and go on with
+    the learning rate times train.rollback_lr_factor, at most train.max_rollbacks times.
+  ckpt.every_steps: also checkpoint every this many steps inside an epoch (0 = only at
+    epoch ends); SIGTERM/SIGINT always save one before stopping.
   eval.batch_size: rows per evaluation step.
   eval.clip_predictions: clip predictions to the rating scale before metrics.
   eval.ranking_ks: cut-offs k of NDCG@k, Recall@k, Precision@k and MAP@k (empty = no
@@ -159,6 +164,12 @@ def base_config() -> config_dict.ConfigDict:
   cfg.train.log_every_steps = 50
   cfg.train.prefetch = 2
   cfg.train.progress_bar = True
+  cfg.train.on_nan = "stop"
+  cfg.train.rollback_lr_factor = 0.5
+  cfg.train.max_rollbacks = 3
+
+  cfg.ckpt = config_dict.ConfigDict()
+  cfg.ckpt.every_steps = 0
 
   cfg.eval = config_dict.ConfigDict()
   cfg.eval.batch_size = 512

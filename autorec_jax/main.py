@@ -68,6 +68,9 @@ def main(argv):
   except (DataError, config_checks.ConfigError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except train.Interrupted as e:
+    print(f"interrupted: {e}", file=sys.stderr)
+    return 128 + e.signum
   if jax.process_index() == 0:
     print(f"test RMSE {results['test/rmse']:.4f}  MAE {results['test/mae']:.4f}  "
           f"(best epoch {results['best_epoch']}, valid RMSE {results['valid/rmse']:.4f}, "

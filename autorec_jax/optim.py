@@ -73,15 +73,24 @@ def make_optimizer(*, name: str, learning_rate: optax.ScalarOrSchedule,
   return optax.chain(*parts, base)
 
 
-def from_config(optim_cfg, steps_per_epoch: int) -> tuple[optax.GradientTransformation,
-                                                           optax.Schedule]:
-  """The optimizer and its schedule for a `config.optim` group."""
+def from_config(optim_cfg, steps_per_epoch: int, *, lr_scale: float = 1.0,
+                updates_per_step: int = 1
+                ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The optimizer and its schedule (per train step) for a `config.optim` group.
+
+  A train step with dense re-feeding makes `updates_per_step` optimizer updates; the
+  schedule is counted in train steps, so every update of a step uses that step's
+  learning rate. `lr_scale` multiplies the learning rate (a run rolled back after a
+  NaN loss); the optimizer state's structure does not depend on it.
+  """
   schedule = make_schedule(
-      learning_rate=optim_cfg.learning_rate, schedule=optim_cfg.schedule,
+      learning_rate=optim_cfg.learning_rate * lr_scale, schedule=optim_cfg.schedule,
       steps_per_epoch=steps_per_epoch, decay_rate=optim_cfg.decay_rate,
       decay_epochs=tuple(optim_cfg.decay_epochs))
+  per_update = schedule if updates_per_step == 1 else (
+      lambda count: schedule(count // updates_per_step))
   tx = make_optimizer(
-      name=optim_cfg.name, learning_rate=schedule, momentum=optim_cfg.momentum,
+      name=optim_cfg.name, learning_rate=per_update, momentum=optim_cfg.momentum,
       nesterov=optim_cfg.nesterov, weight_decay=optim_cfg.weight_decay,
       beta1=optim_cfg.beta1, beta2=optim_cfg.beta2, eps=optim_cfg.eps,
       grad_clip_norm=optim_cfg.grad_clip_norm)

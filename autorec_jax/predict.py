@@ -68,15 +68,16 @@ class Predictor:
     if self.cfg.stacked.enabled:  # a stacked run's model is its fine-tuning stage's
       workdir = os.path.join(workdir, "stage3_finetune")
     manager = checkpoint.make_manager(workdir, keep_best=self.data.valid.num_ratings > 0)
-    epoch = {"best": checkpoint.best_epoch(manager),
-             "latest": checkpoint.latest_epoch(manager)}.get(which)
-    if epoch is None and which not in ("best", "latest"):
-      epoch = int(which)
-    if epoch is None or epoch not in manager.all_steps():
+    step = {"best": checkpoint.best_step(manager),
+            "latest": checkpoint.latest_step(manager)}.get(which)
+    if step is None and which not in ("best", "latest") and which.isdigit():
+      step = int(which)
+    if step is None or step not in manager.all_steps():
       raise FileNotFoundError(f"no checkpoint {which!r} in {workdir}/checkpoints "
-                              f"(have epochs {manager.all_steps()})")
-    self.epoch = epoch
-    state, _ = checkpoint.restore(manager, epoch, like)
+                              f"(have steps {manager.all_steps()})")
+    self.step = step
+    state, meta = checkpoint.restore(manager, step, like)
+    self.epoch = int(meta["epoch"])
     self.params = state.params
     self._batch_size = batch_size
     self._stats = evaluate.TrainStats.from_ratings(self.data.train)
@@ -133,7 +134,8 @@ def write_deeprec_lines(path: str, part: Ratings, pred: np.ndarray) -> None:
 
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir.")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest, or an epoch number.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best",
+                                  "best, latest, or a checkpoint's step number.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "valid", "test"],
                            "Which part of the run's split to predict.")
 _OUTPUT = flags.DEFINE_string("output", None, "Write `user item prediction truth` lines here.")
@@ -151,7 +153,7 @@ def main(argv):
   pred = predictor.predict(part.user, part.item)
   m = metrics(pred, part.rating)
   print(f"{_SPLIT.value} RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}  ({m['count']} ratings, "
-        f"checkpoint of epoch {predictor.epoch})")
+        f"checkpoint of step {predictor.step}, epoch {predictor.epoch})")
   if _OUTPUT.value:
     write_deeprec_lines(_OUTPUT.value, part, pred)
   return 0

@@ -100,7 +100,7 @@ def _train_inner(cfg_inner, codes: np.ndarray, workdir: str) -> dict:
       noise=train.make_noise(cfg_inner, _unit_pre(), (-1.0, 1.0)),
       alpha=cfg_inner.loss.alpha, beta=cfg_inner.loss.beta),
       in_shardings=(repl, sharded, repl), out_shardings=(repl, repl), donate_argnums=0)
-  start = checkpoint.latest_epoch(manager) or 0
+  start = checkpoint.latest_step(manager) or 0
   if start:
     state, _ = checkpoint.restore(manager, start, state)
   writer = metrics.MetricWriter(workdir, tensorboard=False)
@@ -178,7 +178,7 @@ def _restore_best_params(stage_cfg, stage_dir: str, num_inputs: int):
   model = train.make_model(stage_cfg.model, num_inputs)
   tx, _ = optim.from_config(stage_cfg.optim, steps_per_epoch=1)
   like = train.init_state(model, tx, num_inputs, jax.random.key(0))
-  state, _ = checkpoint.restore(manager, checkpoint.best_epoch(manager), like)
+  state, _ = checkpoint.restore(manager, checkpoint.best_step(manager), like)
   return jax.device_get(state.params)
 
 

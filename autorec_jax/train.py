@@ -8,10 +8,13 @@ same run, and finally evaluates the best checkpoint on the test set.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import statistics
+import threading
 import time
 from typing import Any, Callable
 
@@ -22,7 +25,8 @@ import numpy as np
 import optax
 from absl import logging
 
-from autorec_jax import checkpoint, config_checks, evaluate, losses, metrics, optim, parallel
+from autorec_jax import checkpoint, config_checks, evaluate, faults, losses, metrics, optim
+from autorec_jax import parallel
 from autorec_jax import noise as noise_lib
 from autorec_jax import preprocess, ranking
 from autorec_jax.data import datasets, splits
@@ -278,47 +282,70 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   manager = checkpoint.make_manager(workdir, keep_best=has_valid)
   writer_path = os.path.join(workdir, "metrics.jsonl")
 
-  start_epoch = 0
-  epoch_seconds: list[float] = []
-  latest = checkpoint.latest_epoch(manager)
+  position = _Position()
+  latest = checkpoint.latest_step(manager)
   if latest is not None:
     state, meta = checkpoint.restore(manager, latest, state)
-    start_epoch = latest
-    epoch_seconds = list(meta.get("epoch_seconds", []))
+    position = _Position.from_meta(meta)
     if jax.process_index() == 0:
-      metrics.truncate_jsonl(writer_path, latest)
-    logging.info("resumed from checkpoint of epoch %d", latest)
+      metrics.truncate_jsonl(writer_path, position.epoch)
+    logging.info("resumed from the checkpoint at step %d (epoch %d, batch %d)", latest,
+                 position.epoch, position.batch)
   writer = metrics.MetricWriter(workdir)
-  if start_epoch == 0:
+  if latest is None:
     writer.write_hparams(_flatten(json.loads(config_json(cfg))))
 
-  steps_per_epoch = batcher.num_train_batches
-  for epoch in range(start_epoch + 1, cfg.train.num_epochs + 1):
-    t0 = time.perf_counter()
-    train_metrics = _train_epoch(cfg, epoch, state, batcher, train_step, train_key,
-                                 sharded, steps_per_epoch)
-    state = train_metrics.pop("_state")
-    epoch_seconds.append(time.perf_counter() - t0)
-    row = {"epoch": epoch, **train_metrics,
-           "train/lr": float(schedule(int(state.step) - 1)),
-           "perf/epoch_secs": epoch_seconds[-1]}
-    eval_metrics = None
-    if has_valid and (epoch % cfg.train.eval_every_epochs == 0
-                      or epoch == cfg.train.num_epochs):
-      t1 = time.perf_counter()
-      result = valid_eval(state.params)
-      row.update({"valid/rmse": result["rmse"], "valid/mae": result["mae"]})
-      row.update({f"valid/{k}": v for k, v in valid_ranking(state.params).items()})
-      row["perf/eval_secs"] = time.perf_counter() - t1
-      eval_metrics = {"valid/rmse": result["rmse"]}
-    writer.write_scalars(int(state.step), row)
-    writer.flush()
-    checkpoint.save(manager, epoch, state,
-                    {"epoch": epoch, "metrics": row, "epoch_seconds": epoch_seconds},
-                    eval_metrics)
+  def build_step(lr_scale: float):
+    tx_, schedule_ = optim.from_config(cfg.optim, batcher.num_train_batches,
+                                       lr_scale=lr_scale,
+                                       updates_per_step=1 + cfg.train.refeed_steps)
+    step_fn = make_train_step(model, tx_, refeed_steps=cfg.train.refeed_steps,
+                              noise=make_noise(cfg, pre, data.loaded.rating_scale),
+                              alpha=cfg.loss.alpha, beta=cfg.loss.beta)
+    return jax.jit(step_fn, in_shardings=(repl, sharded, repl),
+                   out_shardings=(repl, repl), donate_argnums=0), schedule_
+
+  train_step, schedule = build_step(position.lr_scale)
+  stop = _StopSignal()
+  with stop.installed():
+    epoch = position.epoch + 1
+    while epoch <= cfg.train.num_epochs:
+      t0 = time.perf_counter()
+      try:
+        state, position = _train_epoch(cfg, epoch, state, position, batcher, train_step,
+                                       train_key, sharded, manager, stop)
+      except FloatingPointError as e:
+        state, position = _roll_back(cfg, e, manager, state, position)
+        train_step, schedule = build_step(position.lr_scale)
+        writer.write_scalars(int(state.step), {"epoch": position.epoch,
+                                               "train/rollback_lr_scale": position.lr_scale})
+        epoch = position.epoch + 1
+        continue
+      if stop.signum is not None:
+        writer.close()
+        raise Interrupted(stop.signum, position.epoch, position.batch)
+      position.seconds.append(time.perf_counter() - t0)
+      row = {"epoch": epoch, **position.epoch_means(),
+             "train/lr": float(schedule(int(state.step) - 1)),
+             "perf/epoch_secs": position.seconds[-1]}
+      eval_metrics = None
+      if has_valid and (epoch % cfg.train.eval_every_epochs == 0
+                        or epoch == cfg.train.num_epochs):
+        t1 = time.perf_counter()
+        result = valid_eval(state.params)
+        faults.reached("eval")
+        row.update({"valid/rmse": result["rmse"], "valid/mae": result["mae"]})
+        row.update({f"valid/{k}": v for k, v in valid_ranking(state.params).items()})
+        row["perf/eval_secs"] = time.perf_counter() - t1
+        eval_metrics = {"valid/rmse": result["rmse"]}
+      position = position.next_epoch(epoch)
+      writer.write_scalars(int(state.step), row)
+      writer.flush()
+      checkpoint.save(manager, int(state.step), state, position.to_meta(row), eval_metrics)
+      epoch += 1
 
   results = _final_results(cfg, data, manager, state, make_evaluator, make_ranking,
-                           epoch_seconds, num_params, split_summary)
+                           position.seconds, num_params, split_summary)
   writer.close()
   if jax.process_index() == 0:
     tmp = os.path.join(workdir, "results.json.tmp")
@@ -328,46 +355,143 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   return results
 
 
-def _train_epoch(cfg, epoch, state, batcher, train_step, train_key, sharded,
-                 steps_per_epoch) -> dict:
-  """Runs one epoch; returns mean train metrics (and the new state under "_state")."""
+class Interrupted(Exception):
+  """SIGTERM/SIGINT stopped training after saving a checkpoint; rerun to resume."""
+
+  def __init__(self, signum: int, epoch: int, batch: int):
+    self.signum = signum
+    super().__init__(
+        f"stopped by {signal.Signals(signum).name} after {epoch} epochs and {batch} batches "
+        "of the next; a checkpoint was saved: run the same command to resume")
+
+
+class _StopSignal:
+  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.signum: int | None = None
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signum = signum
+
+  @contextlib.contextmanager
+  def installed(self):
+    if threading.current_thread() is not threading.main_thread():
+      yield self
+      return
+    previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+      yield self
+    finally:
+      for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
+@dataclasses.dataclass
+class _Position:
+  """Where training is: completed epochs, batches into the next one, and that partial
+  epoch's metric sums, so a resumed run continues exactly where the checkpoint was."""
+
+  epoch: int = 0
+  batch: int = 0
+  sums: dict = dataclasses.field(default_factory=dict)
+  seconds: list = dataclasses.field(default_factory=list)
+  lr_scale: float = 1.0
+  rollbacks: int = 0
+
+  @classmethod
+  def from_meta(cls, meta: dict) -> "_Position":
+    return cls(epoch=int(meta["epoch"]), batch=int(meta.get("batch", 0)),
+               sums=dict(meta.get("sums", {})), seconds=list(meta.get("epoch_seconds", [])),
+               lr_scale=float(meta.get("lr_scale", 1.0)),
+               rollbacks=int(meta.get("rollbacks", 0)))
+
+  def to_meta(self, row: dict | None = None) -> dict:
+    meta = {"epoch": self.epoch, "batch": self.batch, "sums": self.sums,
+            "epoch_seconds": self.seconds, "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks}
+    if row is not None:
+      meta["metrics"] = row
+    return meta
+
+  def epoch_means(self) -> dict:
+    steps = max(self.batch, 1)
+    return {k: v / steps for k, v in self.sums.items() if k != "train/rows"}
+
+  def next_epoch(self, epoch: int) -> "_Position":
+    return dataclasses.replace(self, epoch=epoch, batch=0, sums={})
+
+
+def _train_epoch(cfg, epoch, state, position, batcher, train_step, train_key, sharded,
+                 manager, stop):
+  """Runs epoch `epoch` from `position.batch` on; returns (state, position) with the
+  epoch's metric sums. Saves a mid-epoch checkpoint every `ckpt.every_steps` steps and
+  when a stop signal arrives (then returns early)."""
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
+  steps_per_epoch = batcher.num_train_batches
   show = cfg.train.progress_bar and jax.process_index() == 0
-  bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.train.num_epochs}",
-             disable=not show, leave=False, dynamic_ncols=True)
+  bar = tqdm(total=steps_per_epoch, initial=position.batch, disable=not show, leave=False,
+             desc=f"epoch {epoch}/{cfg.train.num_epochs}", dynamic_ncols=True)
+  position = dataclasses.replace(position, sums=dict(position.sums))
   pending = []
-  totals: dict[str, float] = {}
   start = time.perf_counter()
 
   def drain():
     for m in jax.device_get(pending):
       for k, v in m.items():
-        totals[k] = totals.get(k, 0.0) + float(v)
+        position.sums[k] = position.sums.get(k, 0.0) + float(v)
     pending.clear()
+    metrics.check_finite(position.sums.get("train/loss", 0.0), what="train/loss",
+                         epoch=epoch, step=int(state.step))
 
-  for i, batch in enumerate(batcher.train_batches(epoch)):
+  every = cfg.ckpt.every_steps
+  for batch in batcher.train_batches(epoch, start_batch=position.batch):
     state, step_metrics = train_step(state, parallel.to_global(batch, sharded), train_key)
+    faults.reached("train_step")
     pending.append(step_metrics)
-    if (i + 1) % cfg.train.log_every_steps == 0 or i + 1 == steps_per_epoch:
+    position.batch += 1
+    done = position.batch
+    save_now = stop.signum is not None or (every and int(state.step) % every == 0
+                                           and done < steps_per_epoch)
+    if save_now or done % cfg.train.log_every_steps == 0 or done == steps_per_epoch:
       drain()
-      metrics.check_finite(totals["train/loss"], what="train/loss", epoch=epoch,
-                           step=int(state.step))
-      rows_per_sec = totals["train/rows"] / max(time.perf_counter() - start, 1e-9)
-      bar.set_postfix(loss=f"{totals['train/loss'] / (i + 1):.4f}",
+      rows_per_sec = position.sums.get("train/rows", 0.0) / max(
+          time.perf_counter() - start, 1e-9)
+      bar.set_postfix(loss=f"{position.sums['train/loss'] / done:.4f}",
                       rows_per_s=f"{rows_per_sec:.0f}")
+    if save_now:
+      position.epoch = epoch - 1
+      checkpoint.save(manager, int(state.step), state, position.to_meta(), None)
+      if stop.signum is not None:
+        break
     bar.update(1)
   drain()
   bar.close()
-  steps = max(steps_per_epoch, 1)
-  out = {k: v / steps for k, v in totals.items() if k != "train/rows"}
-  out["_state"] = state
-  return out
+  return state, position
+
+
+def _roll_back(cfg, error: FloatingPointError, manager, state, position):
+  """After a NaN/inf loss: stop (the default) or, with train.on_nan=rollback, restore
+  the latest good checkpoint and go on with a lower learning rate."""
+  latest = checkpoint.latest_step(manager)
+  if cfg.train.on_nan != "rollback" or position.rollbacks >= cfg.train.max_rollbacks:
+    raise error
+  if latest is None:
+    raise FloatingPointError(f"{error}; no checkpoint to roll back to yet") from error
+  good, meta = checkpoint.restore(manager, latest, state)
+  back = _Position.from_meta(meta)
+  back.lr_scale = position.lr_scale * cfg.train.rollback_lr_factor
+  back.rollbacks = position.rollbacks + 1
+  logging.warning("%s; rolled back to step %d with learning rate x%g (rollback %d of %d)",
+                  error, latest, back.lr_scale, back.rollbacks, cfg.train.max_rollbacks)
+  return good, back
 
 
 def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch_seconds,
                    num_params, split_summary) -> dict:
-  best = checkpoint.best_epoch(manager)
+  best = checkpoint.best_step(manager)
   best_state, meta = checkpoint.restore(manager, best, state)
   test = make_evaluator(data.test)(best_state.params)
   test_ranking = make_ranking(data.test)(best_state.params)
@@ -377,7 +501,8 @@ def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoc
       "test/cold_count": test["cold_count"],
       "valid/rmse": best_row.get("valid/rmse", float("nan")),
       "valid/mae": best_row.get("valid/mae", float("nan")),
-      "best_epoch": int(best), "epochs_run": len(epoch_seconds),
+      "best_epoch": int(meta["epoch"]), "best_step": int(best),
+      "epochs_run": len(epoch_seconds),
       "seconds_per_epoch": statistics.median(epoch_seconds) if epoch_seconds else 0.0,
       "train_seconds": float(sum(epoch_seconds)),
       "num_params": num_params,

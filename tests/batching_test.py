@@ -286,3 +286,15 @@ def test_argument_errors(kwargs, match):
     CSRBatcher(_matrix(), args.pop("batch_size"), **args)
   with pytest.raises(ValueError, match="epoch"):
     CSRBatcher(_matrix(), 4, seed=0).train_batches(-1)
+
+
+def test_start_batch_skips_the_first_batches_of_the_same_order():
+  rng = np.random.default_rng(0)
+  m = sp.random(50, 7, density=0.4, format="csr", random_state=1, dtype=np.float32)
+  b = CSRBatcher(m, 8, seed=3, prefetch=0)
+  full = [x["x"].copy() for x in b.train_batches(2)]
+  tail = [x["x"].copy() for x in b.train_batches(2, start_batch=3)]
+  assert len(tail) == len(full) - 3
+  for a, c in zip(full[3:], tail):
+    np.testing.assert_array_equal(a, c)
+  assert list(b.train_batches(2, start_batch=len(full))) == []

@@ -20,8 +20,8 @@ def test_keeps_best_and_latest_and_reopens(tmp_path):
     checkpoint.save(manager, epoch, bumped, {"epoch": epoch}, {"valid/rmse": rmse})
   assert manager.all_steps() == [2, 4]
   reopened = checkpoint.make_manager(str(tmp_path))
-  assert checkpoint.best_epoch(reopened) == 2
-  assert checkpoint.latest_epoch(reopened) == 4
+  assert checkpoint.best_step(reopened) == 2
+  assert checkpoint.latest_step(reopened) == 4
   restored, meta = checkpoint.restore(reopened, 2, state)
   assert meta == {"epoch": 2} and int(restored.step) == 2
 
@@ -48,4 +48,4 @@ def test_without_validation_the_latest_is_the_best(tmp_path):
   for epoch in (1, 2, 3):
     checkpoint.save(manager, epoch, state, {"epoch": epoch}, None)
   assert manager.all_steps() == [3]
-  assert checkpoint.best_epoch(manager) == 3
+  assert checkpoint.best_step(manager) == 3

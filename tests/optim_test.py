@@ -55,3 +55,24 @@ def test_inverse_time_schedule_per_epoch():
   s = optim.make_schedule(learning_rate=0.03, schedule="inverse_time", steps_per_epoch=10,
                           decay_rate=0.1)
   np.testing.assert_allclose([s(0), s(10), s(100)], [0.03, 0.03 / 1.1, 0.03 / 2.0], rtol=1e-6)
+
+
+def test_schedule_counts_train_steps_when_a_step_makes_several_updates():
+  import jax
+  from ml_collections import config_dict
+  from autorec_jax.config_schema import base_config
+  cfg = base_config()
+  cfg.optim.name = "sgd"
+  cfg.optim.learning_rate = 1.0
+  cfg.optim.schedule = "multistep"
+  cfg.optim.decay_rate = 0.5
+  cfg.optim.decay_epochs = (1,)
+  tx, schedule = optim.from_config(cfg.optim, steps_per_epoch=2, updates_per_step=2)
+  params = {"b": jnp.zeros(())}
+  state = tx.init(params)
+  lrs = []
+  for _ in range(8):  # 4 train steps of 2 updates each
+    updates, state = tx.update({"b": jnp.ones(())}, state, params)
+    lrs.append(-float(updates["b"]))
+  assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5]
+  assert float(schedule(2)) == 0.5

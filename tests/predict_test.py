@@ -33,7 +33,7 @@ def test_latest_and_numbered_checkpoints(trained_run):
   workdir, _ = trained_run
   latest = predict.Predictor(str(workdir), "latest")
   assert latest.epoch == 3
-  assert predict.Predictor(str(workdir), "3").epoch == 3
+  assert predict.Predictor(str(workdir), str(latest.step)).epoch == 3
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
     predict.Predictor(str(workdir), "99")
 

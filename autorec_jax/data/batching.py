@@ -120,13 +120,16 @@ class CSRBatcher:
     self.train_rows = np.flatnonzero(np.diff(self._indptr) > 0).astype(np.int64)
     self.num_train_batches = -(-len(self.train_rows) // self.batch_size)
 
-  def train_batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+  def train_batches(self, epoch: int, start_batch: int = 0
+                    ) -> Iterator[dict[str, np.ndarray]]:
     """One shuffled epoch over `train_rows`, each row exactly once.
 
     Yields {"x": f32[B_local, I], "mask": f32[B_local, I], "row_mask": f32[B_local]};
-    padding rows (only in the last batch) are all zero with row_mask 0.
+    padding rows (only in the last batch) are all zero with row_mask 0. `start_batch`
+    skips the epoch's first batches without building them (resuming mid-epoch).
     """
     epoch = _check_int("epoch", epoch, 0)
+    start_batch = _check_int("start_batch", start_batch, 0)
     order_N = np.random.default_rng([self.seed, epoch]).permutation(self.train_rows)
     B, I = self.local_batch_size, self.num_cols
 
@@ -135,13 +138,13 @@ class CSRBatcher:
                     "row_mask": np.zeros((B,), np.float32)})
 
     def fill(slot, n):
-      rows = self._local_rows(order_N, n)
+      rows = self._local_rows(order_N, start_batch + n)
       a = slot.arrays
       self._scatter(slot, "x", self._csr, rows, a["x"], a["mask"])
       a["row_mask"].fill(0.0)
       a["row_mask"][:len(rows)] = 1.0
 
-    return self._pipeline(self.num_train_batches, new_slot, fill)
+    return self._pipeline(max(self.num_train_batches - start_batch, 0), new_slot, fill)
 
   def eval_rows(self, target: sp.csr_matrix) -> np.ndarray:
     """int64 rows with at least one stored entry in `target`, ascending."""
