@@ -28,7 +28,7 @@ from absl import logging
 from autorec_jax import checkpoint, config_checks, evaluate, faults, losses, metrics, optim
 from autorec_jax import parallel
 from autorec_jax import noise as noise_lib
-from autorec_jax import preprocess, ranking
+from autorec_jax import preprocess, ranking, resources
 from autorec_jax.data import datasets, splits
 from autorec_jax.data.batching import CSRBatcher
 from autorec_jax.models.autoencoder import AutoEncoder, count_params
@@ -235,6 +235,13 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
                             process_count=jax.process_count(), prefetch=cfg.train.prefetch)
 
   model = make_model(cfg.model, batcher.num_cols)
+  # On CPU the fake devices of one process share the host's memory.
+  resources.check_fits(
+      resources.estimate(num_inputs=batcher.num_cols, hidden=model.hidden,
+                         tied=model.tied, optimizer=cfg.optim.name,
+                         batch_rows=batcher.local_batch_size // jax.local_device_count(),
+                         eval_rows=eval_batcher.local_batch_size // jax.local_device_count()),
+      resources.device_limit_bytes(), devices=jax.local_device_count())
   tx, schedule = optim.from_config(cfg.optim, batcher.num_train_batches)
   root_key = jax.random.key(cfg.seed)
   init_key, train_key = jax.random.split(root_key)

@@ -113,3 +113,11 @@ def test_real_movielens_1m_short_run(tmp_path):
   assert results["num_users"] == 6040 and results["num_items"] == 3706
   assert results["test/count"] == pytest.approx(100021, abs=1)
   assert results["test/rmse"] < 1.2
+
+
+def test_a_model_too_big_for_memory_fails_early_with_an_estimate(tmp_path):
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
+  out = _run_main(tmp_path / "run", "--config.model.hidden=(400000000,)", data=data)
+  assert out.returncode == 1
+  assert "the model does not fit: about" in out.stderr and "GiB" in out.stderr
+  assert "Traceback" not in out.stderr
