@@ -110,11 +110,39 @@ class Predictor:
       pred = np.clip(pred, *self._clip)
     return pred
 
+  def predict_ids(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    """Predictions for original ids; an id the run never saw gets the fallback of the
+    side that is known (a user never seen gets the item mean, and so on)."""
+    ratings = self.data.loaded.ratings
+    u = _index_of(ratings.user_ids, user_ids)
+    i = _index_of(ratings.item_ids, item_ids)
+    pred = np.full(len(u), self._stats.global_mean, np.float32)
+    both = (u >= 0) & (i >= 0)
+    pred[both] = self.predict(u[both], i[both])
+    only_item = (u < 0) & (i >= 0)
+    item_mean = self._stats.item_mean[i[only_item]]
+    pred[only_item] = np.where(np.isnan(item_mean), self._stats.global_mean, item_mean)
+    only_user = (u >= 0) & (i < 0)
+    user_mean = self._stats.user_mean[u[only_user]]
+    pred[only_user] = np.where(np.isnan(user_mean), self._stats.global_mean, user_mean)
+    if self._clip is not None:
+      pred = np.clip(pred, *self._clip)
+    return pred
+
   def part(self, name: str) -> Ratings:
     """The run's `train`, `valid` or `test` ratings."""
     if name not in ("train", "valid", "test"):
       raise ValueError(f"split must be train, valid or test, got {name!r}")
     return getattr(self.data, name)
+
+
+def _index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+  """Index of each id in the sorted id map, -1 where absent."""
+  ids = np.asarray(ids).astype(sorted_ids.dtype, copy=False)
+  if len(sorted_ids) == 0:
+    return np.full(len(ids), -1, np.int64)
+  pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+  return np.where(sorted_ids[pos] == ids, pos, -1).astype(np.int64)
 
 
 def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -138,7 +166,13 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", "best",
                                   "best, latest, or a checkpoint's step number.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "valid", "test"],
                            "Which part of the run's split to predict.")
-_OUTPUT = flags.DEFINE_string("output", None, "Write `user item prediction truth` lines here.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Write `user item prediction truth` lines here (or, with "
+    "--qualifying, the Netflix prediction file).")
+_QUALIFYING = flags.DEFINE_string(
+    "qualifying", None, "A Netflix qualifying.txt (or probe.txt): write a prediction file "
+    "in the Netflix Prize format to --output instead (MovieID: lines kept, one predicted "
+    "rating per line).")
 
 
 def main(argv):
@@ -149,6 +183,8 @@ def main(argv):
   except (DataError, FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if _QUALIFYING.value:
+    return _write_qualifying(predictor)
   part = predictor.part(_SPLIT.value)
   pred = predictor.predict(part.user, part.item)
   m = metrics(pred, part.rating)
@@ -156,6 +192,22 @@ def main(argv):
         f"checkpoint of step {predictor.step}, epoch {predictor.epoch})")
   if _OUTPUT.value:
     write_deeprec_lines(_OUTPUT.value, part, pred)
+  return 0
+
+
+def _write_qualifying(predictor: Predictor) -> int:
+  from autorec_jax.data import netflix  # pylint: disable=import-outside-toplevel
+  if not _OUTPUT.value:
+    print("error: --qualifying needs --output", file=sys.stderr)
+    return 1
+  try:
+    queries = netflix.read_qualifying(_QUALIFYING.value)
+  except DataError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  pred = predictor.predict_ids(queries.customer, queries.movie)
+  netflix.write_predictions(_OUTPUT.value, queries, pred)
+  print(f"wrote {len(pred)} predictions to {_OUTPUT.value}")
   return 0
 
 
