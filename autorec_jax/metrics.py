@@ -43,7 +43,7 @@ class MetricWriter:
     if self._tb is not None:
       for k, v in clean.items():
         if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-          self._tb.add_scalar(k, v, global_step=step)
+          self._tb.add_scalar(k.replace("@", "_at_"), v, global_step=step)
 
   def write_hparams(self, hparams: dict[str, Any]) -> None:
     logging.info("hparams: %s", hparams)
