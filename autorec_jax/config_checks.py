@@ -26,6 +26,8 @@ def validate(cfg) -> None:
        f"data.num_folds={d.num_folds} must be 0 (random split) or >= 2")
   need(d.num_folds == 0 or 0 <= d.fold < d.num_folds,
        f"data.fold={d.fold} must be in [0, data.num_folds={d.num_folds})")
+  need(m.kind in ("autoencoder", "svd", "als"),
+       f"model.kind={m.kind!r} must be autoencoder, svd or als")
   need(m.orientation in ("user", "item"),
        f"model.orientation={m.orientation!r} must be 'user' or 'item'")
   hidden_ok = (isinstance(m.hidden, (tuple, list)) and len(m.hidden) > 0 and

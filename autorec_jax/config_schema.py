@@ -15,7 +15,9 @@ Fields:
   data.download: download a public data set from its official site when missing.
   data.duplicates: repeated (user, item) pairs: error | keep_last | mean.
   data.csv_delimiter / data.csv_header / data.csv_columns: generic text files
-    (unset delimiter = sniff; header auto|yes|no; columns user,item,rating[,time]);
+    (unset delimiter = sniff; header auto|yes|no; columns: field indices of
+    user,item,rating[,time], empty = named by the header (userId, movie_id, rating,
+    timestamp ...) or else the first three fields);
     data.csv_string_ids keeps non-numeric ids as strings (else ids must be integers).
   data.rating_min / data.rating_max: the rating scale (unset = the data set's).
   data.time_split: for data.name=netflix, the converted time split to train on
@@ -33,6 +35,13 @@ Fields:
   model.dropout: drop probability on the code layer.
   model.tied: constrained decoder (transposed encoder kernels).
   model.kernel_init: xavier | fan_in.
+  model.kind: autoencoder | svd | als (Strub & Mary's matrix-factorization baselines,
+    autorec_jax.baselines; SVD uses optim.*, train.batch_size = ratings per step;
+    train.num_epochs = SVD epochs or ALS-WR iterations).
+  model.rank: latent factors per user and item (svd, als).
+  model.reg: lambda: per-rating L2 for SVD, weighted lambda*n_u for ALS-WR.
+  model.use_biases: remove train user/item means before fitting (the paper's
+    preprocessing) and, for SVD, learn user/item biases; False: global mean only.
   preprocess.scale: map ratings to [-1, 1] for the model (Strub & Mary).
   preprocess.bias: none | row: remove each row's train mean (the user's for a
     U-encoder, the item's for a V-encoder); added back before metrics.
@@ -91,7 +100,7 @@ def base_config() -> config_dict.ConfigDict:
   cfg.data.duplicates = "error"
   cfg.data.csv_delimiter = placeholder(str)
   cfg.data.csv_header = "auto"
-  cfg.data.csv_columns = (0, 1, 2)
+  cfg.data.csv_columns = ()
   cfg.data.csv_string_ids = False
   cfg.data.rating_min = placeholder(float)
   cfg.data.rating_max = placeholder(float)
@@ -111,6 +120,10 @@ def base_config() -> config_dict.ConfigDict:
   cfg.model.dropout = 0.0
   cfg.model.tied = False
   cfg.model.kernel_init = "xavier"
+  cfg.model.kind = "autoencoder"
+  cfg.model.rank = 15
+  cfg.model.reg = 0.02
+  cfg.model.use_biases = False
 
   cfg.preprocess = config_dict.ConfigDict()
   cfg.preprocess.scale = False

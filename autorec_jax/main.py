@@ -20,7 +20,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from autorec_jax import config_checks, metrics, parallel, stacked, train
+from autorec_jax import baselines, config_checks, metrics, parallel, stacked, train
 from autorec_jax.data.errors import DataError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -63,7 +63,12 @@ def main(argv):
   if _OVERWRITE.value and jax.process_index() == 0:
     _clear_workdir(_WORKDIR.value)
   try:
-    run = stacked.train_stacked if cfg.stacked.enabled else train.train_and_evaluate
+    if cfg.model.kind in baselines.KINDS:
+      run = baselines.train_and_evaluate_factorization
+    elif cfg.stacked.enabled:
+      run = stacked.train_stacked
+    else:
+      run = train.train_and_evaluate
     results = run(cfg, _WORKDIR.value)
   except (DataError, config_checks.ConfigError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
@@ -87,10 +92,12 @@ def _parse_flags(argv):
     _ = _CONFIG.value.keys()  # ml_collections loads the file on first attribute access
     return rest
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    lines = [l.strip() for l in str(e).replace("\\n", "\n").splitlines() if l.strip()]
-    message = lines[-1] if "Traceback" in str(e) or isinstance(e, OSError) else " ".join(lines)
-    print(f"error: {message.strip(chr(39) + chr(34))}\nPass --help to see the flags.",
-          file=sys.stderr)
+    text = str(e).replace("\\n", "\n").replace("\\'", "'")
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    message = lines[-1] if "Traceback" in text or isinstance(e, OSError) else " ".join(lines)
+    if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
+      message = message[1:-1]  # AttributeError(KeyError) wraps its text in quotes
+    print(f"error: {message}\nPass --help to see the flags.", file=sys.stderr)
     sys.exit(2)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_dict
 
-from autorec_jax import checkpoint, evaluate, optim, preprocess, train
+from autorec_jax import baselines, checkpoint, evaluate, optim, preprocess, train
 from autorec_jax import metrics as metrics_lib
 from autorec_jax.data.errors import DataError
 from autorec_jax.data.types import Ratings
@@ -179,7 +179,11 @@ def main(argv):
   del argv
   metrics_lib.quiet_library_logs()
   try:
-    predictor = Predictor(_WORKDIR.value, _CHECKPOINT.value)
+    cfg = load_config(_WORKDIR.value)
+    if cfg.model.get("kind", "autoencoder") in baselines.KINDS:
+      predictor = baselines.FactorizationPredictor(cfg, _WORKDIR.value)
+    else:
+      predictor = Predictor(_WORKDIR.value, _CHECKPOINT.value)
   except (DataError, FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

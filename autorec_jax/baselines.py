@@ -1,0 +1,287 @@
+"""The run loop of the matrix-factorization baselines (`model.kind` svd or als).
+
+`train_and_evaluate_factorization(cfg, workdir)` loads the data with the same split
+as the autoencoders (`train.load_data`), maps ratings to [-1, 1] and removes the
+train offsets (global mean, and user and item means with `model.use_biases`), then
+fits SVD by mini-batch gradient descent (`train.num_epochs` epochs of
+`train.batch_size` ratings, with the `optim` group's optimizer and schedule; the
+paper's is plain SGD at a constant rate) or ALS-WR (`train.num_epochs` alternating
+iterations). After every epoch or iteration it measures train and validation RMSE,
+keeps the best-by-validation factors in `workdir/checkpoints/best.npz`, and finally
+evaluates them on the test part. The workdir gets the same files as an autoencoder
+run: config.json, metrics.jsonl, tensorboard/, checkpoints/ and results.json (same
+keys). Runs are short, so rerunning the same config in its workdir starts afresh
+instead of resuming; a workdir holding a run of another config is refused.
+
+Predictions are clipped to the rating scale (`eval.clip_predictions`); a held-out
+pair whose user or item has no train rating gets `evaluate.TrainStats.fallback`, as in
+the autoencoder runs. Single-process: the fit runs on the default device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shutil
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from autorec_jax import config_checks, evaluate, metrics, optim, train
+from autorec_jax.data.types import Ratings
+from autorec_jax.models import factorization as fz
+
+KINDS = ("svd", "als")
+BEST_FILE = os.path.join("checkpoints", "best.npz")
+_PREDICT_CHUNK = 65536  # pairs per predict call: one compiled shape
+_ALS_CHUNK = 16384  # ratings per normal-equation accumulation step
+_INIT_STD = 0.1
+_RUN_FILES = ("checkpoints", "metrics.jsonl", "results.json", "tensorboard")
+
+
+def validate(cfg) -> None:
+  """Raises ConfigError naming the first impossible field of a factorization config."""
+  config_checks.validate(cfg)
+  m = cfg.model
+  problems = []
+  if m.kind not in KINDS:
+    problems.append(f"model.kind={m.kind!r} must be one of {KINDS} for a baseline run")
+  if not (isinstance(m.rank, int) and m.rank >= 1):
+    problems.append(f"model.rank={m.rank!r} must be an int >= 1")
+  if not m.reg >= 0:
+    problems.append(f"model.reg={m.reg} must be >= 0")
+  if problems:
+    raise config_checks.ConfigError("; ".join(problems))
+
+
+class PairPredictor:
+  """Predicted ratings for (user, item) index pairs from factors, on the rating scale.
+
+  A pair whose user and item both have train ratings gets the model's prediction; any
+  other pair the `TrainStats` fallback. Clipped to `rating_scale` when `clip`.
+  """
+
+  def __init__(self, train_part: Ratings, offsets: fz.Offsets,
+               rating_scale: tuple[float, float], *, clip: bool):
+    self.offsets = offsets
+    self.lo, self.hi = (float(v) for v in rating_scale)
+    self.clip = clip
+    self.stats = evaluate.TrainStats.from_ratings(train_part)
+    self.user_seen = np.bincount(train_part.user, minlength=train_part.num_users) > 0
+    self.item_seen = np.bincount(train_part.item, minlength=train_part.num_items) > 0
+    self._forward = jax.jit(fz.predict)
+
+  def warm(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    return self.user_seen[user] & self.item_seen[item]
+
+  def __call__(self, factors: fz.Factors, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """float64[N] predictions for the pairs (indices of the run's `Ratings`)."""
+    user, item = np.asarray(user, np.int32), np.asarray(item, np.int32)
+    warm = self.warm(user, item)
+    pred = self.stats.fallback(user, item).astype(np.float64)
+    wu, wi = user[warm], item[warm]
+    outs = []
+    for start in range(0, len(wu), _PREDICT_CHUNK):
+      u = np.zeros(_PREDICT_CHUNK, np.int32)
+      i = np.zeros(_PREDICT_CHUNK, np.int32)
+      n = min(_PREDICT_CHUNK, len(wu) - start)
+      u[:n], i[:n] = wu[start:start + n], wi[start:start + n]
+      outs.append((self._forward(factors, self.offsets, u, i), n))
+    model = [np.asarray(o, np.float64)[:n] for o, n in outs]
+    if model:
+      pred[warm] = fz.from_unit_scale(np.concatenate(model), self.lo, self.hi)
+    if self.clip:
+      pred = np.clip(pred, self.lo, self.hi)
+    return pred
+
+  def evaluate(self, factors: fz.Factors, part: Ratings) -> dict:
+    """{"rmse", "mae", "count", "cold_count"} on `part` (sums in float64)."""
+    if part.num_ratings == 0:
+      return {"rmse": float("nan"), "mae": float("nan"), "count": 0, "cold_count": 0}
+    err = self(factors, part.user, part.item) - part.rating.astype(np.float64)
+    return {"rmse": float(np.sqrt(np.mean(err * err))), "mae": float(np.mean(np.abs(err))),
+            "count": int(part.num_ratings),
+            "cold_count": int(np.count_nonzero(~self.warm(part.user, part.item)))}
+
+
+class FactorizationPredictor:
+  """A fitted baseline with its run's data, as `predict.Predictor` for autoencoders.
+
+  Attributes:
+    cfg: the run's config. data: its loaded data and split. epoch: the epoch of the
+    best-by-validation factors (the only ones a baseline run keeps).
+  """
+
+  def __init__(self, cfg, workdir: str):
+    path = os.path.join(workdir, BEST_FILE)
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path} not found: {workdir} holds no fitted baseline")
+    self.cfg = cfg
+    self.data = train.load_data(cfg)
+    self._factors, offsets, meta = load_factors(path)
+    self.epoch = int(meta["epoch"])
+    self._pairs = PairPredictor(self.data.train, offsets, self.data.loaded.rating_scale,
+                                clip=cfg.eval.clip_predictions)
+
+  def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """float32 predicted ratings for index pairs (indices of this run's `Ratings`)."""
+    return self._pairs(self._factors, user, item).astype(np.float32)
+
+  def part(self, name: str) -> Ratings:
+    """The run's `train`, `valid` or `test` ratings."""
+    if name not in ("train", "valid", "test"):
+      raise ValueError(f"split must be train, valid or test, got {name!r}")
+    return getattr(self.data, name)
+
+
+def save_factors(path: str, factors: fz.Factors, offsets: fz.Offsets, meta: dict) -> None:
+  """Writes factors, offsets and a JSON `meta` to `path` (.npz) atomically."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  buf = io.BytesIO()
+  arrays = {f"{prefix}.{f.name}": np.asarray(getattr(obj, f.name))
+            for prefix, obj in (("factors", factors), ("offsets", offsets))
+            for f in dataclasses.fields(obj)}
+  np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(buf.getvalue())
+  os.replace(tmp, path)
+
+
+def load_factors(path: str) -> tuple[fz.Factors, fz.Offsets, dict]:
+  """Reads what `save_factors` wrote."""
+  with np.load(path) as z:
+    def group(prefix):
+      return {k[len(prefix):]: jnp.asarray(z[k]) for k in z.files if k.startswith(prefix)}
+    return (fz.Factors(**group("factors.")), fz.Offsets(**group("offsets.")),
+            json.loads(str(z["meta"])))
+
+
+def _start_afresh(workdir: str, config_json: str) -> None:
+  """Clears a previous run of the same config; refuses a workdir of another run."""
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      if json.load(f) != json.loads(config_json):
+        raise config_checks.ConfigError(
+            f"{workdir} holds a run with a different config; use another --workdir, "
+            "or --overwrite to delete that run")
+  for name in _RUN_FILES:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
+
+
+def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np.ndarray,
+                 target: np.ndarray):
+  """(init factors, fit_epoch(factors, epoch) -> (factors, {"train/loss"}))."""
+  m = cfg.model
+  factors = fz.init_factors(jax.random.key(cfg.seed), num_users, num_items, m.rank,
+                            init_std=_INIT_STD)
+  count = max(len(target), 1)
+  if m.kind == "svd":
+    steps_per_epoch = -(-len(target) // cfg.train.batch_size)
+    tx, schedule = optim.from_config(cfg.optim, steps_per_epoch)
+    epoch_fn = fz.make_svd_epoch(tx, reg=m.reg, learn_biases=m.use_biases)
+    arrays = tuple(jnp.asarray(a) for a in (user, item, target))
+    opt_state = [tx.init(factors)]
+
+    def fit_epoch(factors, epoch):
+      index, mask = fz.epoch_batches(len(target), cfg.train.batch_size, seed=cfg.seed,
+                                     epoch=epoch)
+      lr = float(schedule((epoch - 1) * steps_per_epoch))
+      factors, opt_state[0], sums = epoch_fn(factors, opt_state[0], *arrays, index, mask)
+      return factors, {"train/loss": float(sums["loss"]) / count, "train/lr": lr}
+
+    return factors, fit_epoch
+
+  by_user = fz.chunk_by_row(user, item, target, num_users, chunk=_ALS_CHUNK)
+  by_item = fz.chunk_by_row(item, user, target, num_items, chunk=_ALS_CHUNK)
+  iteration = fz.make_als_iteration(reg=m.reg)
+  objective = jax.jit(lambda f, a, b: fz.als_objective(f, a, b, reg=m.reg)[0])
+
+  def fit_als(factors, epoch):
+    del epoch  # ALS-WR is deterministic given its initial item factors
+    factors = iteration(factors, by_user, by_item)
+    return factors, {"train/loss": float(objective(factors, by_user, by_item)) / count}
+
+  return factors, fit_als
+
+
+def train_and_evaluate_factorization(cfg, workdir: str) -> dict:
+  """Fits the configured baseline, writes the workdir, returns the final results."""
+  validate(cfg)
+  os.makedirs(workdir, exist_ok=True)
+  config_json = cfg.to_json_best_effort(indent=2, sort_keys=True)
+  _start_afresh(workdir, config_json)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    f.write(config_json)
+
+  data = train.load_data(cfg)
+  ratings = data.loaded.ratings
+  split_summary = data.split.summary(ratings)
+  logging.info("data %s: %d users x %d items, split %s", ratings.source, ratings.num_users,
+               ratings.num_items, split_summary)
+  lo, hi = data.loaded.rating_scale
+  tr = data.train
+  value = fz.to_unit_scale(tr.rating, lo, hi)
+  offsets = fz.fit_offsets(tr.user, tr.item, value, ratings.num_users, ratings.num_items,
+                           use_biases=cfg.model.use_biases)
+  target = (value - np.asarray(fz.offset(offsets, tr.user, tr.item))).astype(np.float32)
+  predictor = PairPredictor(tr, offsets, (lo, hi), clip=cfg.eval.clip_predictions)
+  factors, fit_epoch = _make_fitter(cfg, ratings.num_users, ratings.num_items, tr.user,
+                                    tr.item, target)
+  num_params = fz.num_params(factors, learn_biases=cfg.model.kind == "svd"
+                             and cfg.model.use_biases)
+
+  writer = metrics.MetricWriter(workdir)
+  has_valid = data.valid.num_ratings > 0
+  best = {"epoch": 0, "rmse": float("inf"), "mae": float("nan"), "factors": factors}
+  epoch_seconds: list[float] = []
+  for epoch in range(1, cfg.train.num_epochs + 1):
+    t0 = time.perf_counter()
+    factors, row = fit_epoch(factors, epoch)
+    jax.block_until_ready(factors)
+    epoch_seconds.append(time.perf_counter() - t0)
+    metrics.check_finite(row["train/loss"], what="train/loss", epoch=epoch, step=epoch)
+    row = {"epoch": epoch, **row,
+           "train/rmse": predictor.evaluate(factors, tr)["rmse"],
+           "perf/epoch_secs": epoch_seconds[-1]}
+    if has_valid:
+      valid = predictor.evaluate(factors, data.valid)
+      row.update({"valid/rmse": valid["rmse"], "valid/mae": valid["mae"]})
+    writer.write_scalars(epoch, row)
+    writer.flush()
+    # Without a validation part the latest factors count as the best.
+    if not has_valid or row["valid/rmse"] < best["rmse"]:
+      best = {"epoch": epoch, "rmse": row.get("valid/rmse", float("nan")),
+              "mae": row.get("valid/mae", float("nan")), "factors": factors}
+      save_factors(os.path.join(workdir, BEST_FILE), factors, offsets,
+                   {"epoch": epoch, "metrics": row})
+  writer.close()
+
+  test = predictor.evaluate(best["factors"], data.test)
+  results = {
+      "test/rmse": test["rmse"], "test/mae": test["mae"], "test/count": test["count"],
+      "test/cold_count": test["cold_count"],
+      "valid/rmse": best["rmse"], "valid/mae": best["mae"],
+      "best_epoch": int(best["epoch"]), "epochs_run": len(epoch_seconds),
+      "seconds_per_epoch": statistics.median(epoch_seconds),
+      "train_seconds": float(sum(epoch_seconds)),
+      "num_params": num_params, "num_users": ratings.num_users,
+      "num_items": ratings.num_items, "split": split_summary,
+  }
+  logging.info("results: %s", results)
+  tmp = os.path.join(workdir, "results.json.tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  os.replace(tmp, os.path.join(workdir, "results.json"))
+  return results
