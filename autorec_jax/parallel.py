@@ -36,9 +36,10 @@ def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str
 
 def check_batch_size(batch_size: int, what: str = "train.batch_size") -> None:
   """Global batch rows must split evenly over devices (else IndivisibleError later)."""
+  from autorec_jax.config_checks import ConfigError  # pylint: disable=import-outside-toplevel
   n = jax.device_count()
   if batch_size % n:
-    raise ValueError(f"{what}={batch_size} is not divisible by the {n} devices; "
+    raise ConfigError(f"{what}={batch_size} is not divisible by the {n} devices; "
                      f"use a multiple of {n}")
 
 

@@ -93,6 +93,9 @@ def test_registry_entries_are_complete():
     if name == "csv":
       assert not spec.archives and spec.rating_scale is None
       continue
+    if name == "netflix":  # converted splits only: no download, no raw layouts
+      assert not spec.archives and spec.rating_scale == (1.0, 5.0)
+      continue
     lo, hi = spec.rating_scale
     assert lo < hi and spec.layouts
     for archive in spec.archives:
@@ -219,7 +222,7 @@ def test_generic_csv(tmp_path):
 
 
 @pytest.mark.parametrize("overrides,match", [
-    (dict(name="netflix"), "unknown dataset"),
+    (dict(name="netflix_prize"), "unknown dataset"),
     (dict(duplicates="first"), "data.duplicates"),
     (dict(name="csv"), "needs data.path"),
     (dict(name="csv", path="x.csv", csv_header="maybe"), "csv_header"),

@@ -387,7 +387,7 @@ def _csv_options(opt) -> dict:
   if header not in text.HEADER_CHOICES:
     raise DataConfigError(f"data.csv_header={header!r} must be one of "
                           f"{', '.join(text.HEADER_CHOICES)}")
-  columns = opt("csv_columns")
+  columns = tuple(opt("csv_columns") or ()) or None  # empty: from the header, else 0,1,2
   if columns is not None and (len(columns) not in (3, 4) or
                               len(set(columns)) != len(columns) or min(columns) < 0):
     raise DataConfigError(f"data.csv_columns={tuple(columns)} must be 3 or 4 distinct "

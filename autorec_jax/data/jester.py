@@ -8,8 +8,11 @@ e.g. `jester3.mat`), or from a delimited text/CSV copy. Column 0 is checked agai
 row's count of rated jokes, so a shifted or truncated row fails at its own row.
 
 User ids are 1-based row numbers (plus an offset when parts are concatenated), item ids
-are joke numbers 1..100. Triplet files (`user_id,joke_id,rating`) are plain delimited
-text: see `text.read_delimited`.
+are joke numbers 1..100. A row with no rated joke (count 0, every joke 99) is a user
+without ratings: it yields no triplet, so that user is absent from the data, and the
+rows after it keep their row-number ids. A matrix with no rated joke at all is an error.
+Triplet files (`user_id,joke_id,rating`) are plain delimited text: see
+`text.read_delimited`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ def matrix_to_raw(x_UxC: np.ndarray, line_U: np.ndarray, path: str, *,
     raise DataFormatError(path, int(line_U[r]), f"{row_word} {line_U[r]}: expected column "
                           f"0 to count the rated jokes ({count_U[r]}), got {x_UxC[r, 0]:g}")
   rows, cols = np.nonzero(rated_UxJ)
+  if not len(rows):
+    raise DataFormatError(path, None, f"expected ratings, got none: every joke of all "
+                          f"{len(x_UxC)} {row_word}s is {NOT_RATED:g} (not rated)")
   return text.RawRatings.single(
       path, user=rows.astype(np.int64) + 1 + user_offset, item=cols.astype(np.int64) + 1,
       rating=x_UxC[:, 1:][rated_UxJ], timestamp=None, line=np.asarray(line_U)[rows])

@@ -35,6 +35,7 @@ COMBINED_FILE = re.compile(r"combined_data_(\d+)\.txt")
 _MAX_INT32 = 2**31 - 1
 _ZERO, _NL, _COMMA, _DASH, _COLON = 48, 10, 44, 45, 58
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")  # gzip, bzip2, xz
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -183,6 +184,16 @@ def _tail(a: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
   return np.lib.stride_tricks.sliding_window_view(a, width)[ends - width]
 
 
+def _check_no_nul(data: bytes, path: str, first_line: int = 1,
+                  encoding: str = "ASCII") -> None:
+  """Netflix files are ASCII (titles ISO-8859-1): a NUL byte means UTF-16 or binary."""
+  nul = data.find(b"\x00")
+  if nul >= 0:
+    raise DataFormatError(path, first_line + data.count(b"\n", 0, nul), f"expected "
+                          f"{encoding} text, got a NUL byte: UTF-16 text (save it as "
+                          f"{encoding}) or a binary file")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Piece:
   """Whole blocks from one file: `data` begins at line `first_line` of `path`.
@@ -205,6 +216,7 @@ class _Blocks:
       d = p.data.replace(b"\r\n", b"\n") if b"\r" in p.data else p.data
       if not d:
         raise DataFormatError(p.path, None, "expected a `MovieID:` line, got an empty file")
+      _check_no_nul(d, p.path, p.first_line)
       datas.append(d if d.endswith(b"\n") else d + b"\n")
     self.pieces = pieces
     self.a = a = np.frombuffer(b"".join(datas), np.uint8)
@@ -478,7 +490,16 @@ def find_training_files(path) -> tuple[str, list[str]]:
                             "training_set/ folder or training_set.tar")
   if not os.path.isfile(path):
     raise DataNotFoundError(f"{path}: no such file or folder")
-  return ("tar" if _is_tar(path) else "files"), [path]
+  if _is_tar(path):
+    return "tar", [path]
+  with open(path, "rb") as f:
+    head = f.read(6)
+  if (re.search(r"\.(tar|tgz|tbz2?|txz)(\.(gz|bz2|xz))?$", path.lower()) or
+      head.startswith(_COMPRESSED_MAGIC)):
+    raise DataFormatError(path, None, "expected a tar archive (or mv_/combined_data text "
+                          "files), got a truncated or unreadable archive: its first "
+                          "member header cannot be read")
+  return "files", [path]
 
 
 def training_pieces(path, chunk_bytes: int = 1 << 24) -> tuple[Iterator[_Piece], int]:
@@ -595,7 +616,9 @@ def read_movie_titles(path) -> MovieTitles:
   if not os.path.isfile(path):
     raise DataNotFoundError(f"{path}: no such file")
   with open(path, "rb") as f:
-    text = f.read().decode("iso-8859-1")
+    data = f.read()
+  _check_no_nul(data, path, encoding="ISO-8859-1")
+  text = data.decode("iso-8859-1")  # never fails: every byte is a character
   movies, years, titles = [], [], []
   for no, line in enumerate(text.split("\n"), start=1):
     line = line.rstrip("\r")

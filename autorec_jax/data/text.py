@@ -6,6 +6,8 @@ count), and pandas' C parser does the parsing. Pandas only *detects* trouble: wh
 line count, a field count, a dtype or a finite check fails, the file is rescanned in
 Python and the first bad line is reported as `DataFormatError(path, line, ...)`, with
 1-based line numbers that count the header. No pandas error ever reaches the caller.
+Files must be ASCII or UTF-8 text with LF or CRLF line ends: UTF-16, NUL bytes and
+lone-CR line ends are refused up front with their own message.
 
 Readers return `RawRatings` (original ids, the line each rating came from); its
 `to_ratings()` numbers the ids with `types.index_ratings`.
@@ -13,11 +15,13 @@ Readers return `RawRatings` (original ids, the line each rating came from); its
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gzip
 import io
 import math
 import os
+import warnings
 import zipfile
 import zlib
 from typing import Sequence
@@ -238,6 +242,30 @@ def split_fields(line: str, delimiter: str) -> list[str]:
   return line.split() if delimiter == WHITESPACE else line.split(delimiter)
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _check_text(head: bytes, path: str) -> None:
+  """Raises DataFormatError when the start of a file is not ASCII/UTF-8 text lines.
+
+  Catches what would otherwise surface as a puzzling parse error further on: UTF-16
+  or UTF-32 text (a byte order mark, or NUL bytes between the characters), binary
+  files (NUL bytes), and lines separated by a lone carriage return (classic Mac OS).
+  """
+  if head.startswith(_UTF16_BOMS) or head.startswith(b"\x00\x00\xfe\xff"):
+    raise DataFormatError(path, 1, "expected ASCII or UTF-8 text, got UTF-16 or UTF-32 "
+                          "(the file starts with its byte order mark); save it as UTF-8")
+  nul = head.find(b"\x00")
+  if nul >= 0:
+    raise DataFormatError(path, head.count(b"\n", 0, nul) + 1, "expected ASCII or UTF-8 "
+                          "text, got a NUL byte: UTF-16 text (save it as UTF-8) or a "
+                          "binary file")
+  if b"\n" not in head and b"\r" in head.rstrip(b"\r"):
+    raise DataFormatError(path, 1, "expected lines ending in \\n or \\r\\n, got lines "
+                          "separated by \\r alone (classic Mac OS); convert the line "
+                          "endings")
+
+
 def _is_number(s: str) -> bool:
   try:
     float(s.strip().strip('"'))
@@ -261,10 +289,14 @@ def sniff(data: bytes, path: str, *, delimiter: str | None = None, header: str =
   if not data.strip():
     raise DataFormatError(path, None, "expected ratings, got an empty file")
   head_bytes = data[:1 << 16]
+  _check_text(head_bytes, path)
   lines = [s.rstrip("\r") for s in head_bytes.decode("utf-8", "replace").split("\n")]
   if len(data) > len(head_bytes):
     lines.pop()  # possibly cut in the middle
   nonblank = [(i, s) for i, s in enumerate(lines) if s.strip()]
+  if not nonblank:
+    raise DataFormatError(path, 1, f"expected lines of text, got no line break in the "
+                          f"first {len(head_bytes)} bytes: is it a ratings file?")
   first_no, first = nonblank[0]
   if delimiter is None:
     delimiter = next((d for d in _SNIFF_ORDER if d in first), None)
@@ -291,8 +323,17 @@ def sniff(data: bytes, path: str, *, delimiter: str | None = None, header: str =
                             f"the header {lines[0][:80]!r}")
     num_fields = len(head)
   else:
-    num_fields = len(split_fields(first, delimiter))
+    num_fields = _usual_field_count([s for _, s in nonblank[:1000]], delimiter)
   return Layout(delimiter, head, num_fields)
+
+
+def _usual_field_count(lines: list[str], delimiter: str) -> int:
+  """The most common field count of `lines` (the first line's on a tie), so that a bad
+  first line is reported as such rather than every line after it."""
+  counts = collections.Counter(len(split_fields(s, delimiter)) for s in lines)
+  first = len(split_fields(lines[0], delimiter))
+  most = max(counts.values())
+  return first if counts[first] == most else counts.most_common(1)[0][0]
 
 
 def _scan(buf: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
@@ -354,11 +395,24 @@ def parse_table(data: bytes, path: str, layout: Layout,
                             f"{layout.num_fields}")
   if data.startswith(b"\xef\xbb\xbf"):
     data = data[3:]
+  if "str" in kinds.values():
+    _check_utf8(data, path)
   parsed = _parse_fast(data, layout, kinds)
   if parsed is None:
     _locate_error(data, path, layout, kinds)
     raise DataFormatError(path, None, "could not be parsed as a delimited ratings table")
   return parsed
+
+
+def _check_utf8(data: bytes, path: str) -> None:
+  """String ids must be UTF-8 (else they could not be written back out as text)."""
+  try:
+    data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line_no = data.count(b"\n", 0, e.start) + 1
+    raise DataFormatError(path, line_no, f"expected UTF-8 text, got the byte "
+                          f"0x{data[e.start]:02x} that is not UTF-8 (Latin-1 or another "
+                          "8-bit encoding?); save the file as UTF-8") from None
 
 
 def _parse_fast(data, layout, kinds):
@@ -376,10 +430,12 @@ def _parse_fast(data, layout, kinds):
   dtype = {c: {"id": np.int64, "int": np.int64, "float": np.float64, "str": str}[kinds[c]]
            for c in cols}
   try:
-    frame = pd.read_csv(io.BytesIO(buf), sep=r"\s+" if sep == WHITESPACE else sep,
-                        header=None, skiprows=layout.header_lines, usecols=cols,
-                        dtype=dtype, engine="c", na_filter=False,
-                        skip_blank_lines=True, encoding_errors="surrogateescape")
+    with warnings.catch_warnings():  # e.g. "invalid value in cast" on a bad integer
+      warnings.simplefilter("ignore", RuntimeWarning)
+      frame = pd.read_csv(io.BytesIO(buf), sep=r"\s+" if sep == WHITESPACE else sep,
+                          header=None, skiprows=layout.header_lines, usecols=cols,
+                          dtype=dtype, engine="c", na_filter=False,
+                          skip_blank_lines=True, encoding_errors="surrogateescape")
   except (ValueError, OverflowError, TypeError, UnicodeError, pd.errors.ParserError):
     return None
   if len(frame) != len(lines):
@@ -403,6 +459,8 @@ def _check_field(text: str, kind: str) -> str | None:
   s = text.strip().strip('"')
   if kind == "str":
     return None if s else "a non-empty id"
+  if not s.isascii() or "_" in s:  # Python's float() takes these, the C parser does not
+    return "a finite number" if kind == "float" else "an integer"
   try:
     v = float(s)
   except ValueError:
@@ -423,7 +481,7 @@ def _locate_error(data: bytes, path: str, layout: Layout, kinds: dict[int, str])
   text = data.decode("utf-8", "replace")
   delim = layout.delimiter
   shown = "spaces" if delim == WHITESPACE else repr(delim)
-  num_rows = 0
+  num_rows, quoted = 0, None
   for no, line in enumerate(text.split("\n"), start=1):
     line = line.rstrip("\r")
     if no <= layout.header_lines or not line.strip() and (delim == WHITESPACE or not line):
@@ -437,10 +495,24 @@ def _locate_error(data: bytes, path: str, layout: Layout, kinds: dict[int, str])
       if why is not None:
         raise DataFormatError(path, no, f"expected {why} in field {col + 1}, got "
                               f"{fields[col][:40]!r}: {line[:120]!r}")
+    if quoted is None and any(_stray_quote(f) for f in fields):
+      quoted = (no, line)
     num_rows += 1
   if num_rows == 0:
     raise DataFormatError(path, None, "expected ratings, got no data lines" +
                           (" after the header" if layout.header else ""))
+  if quoted is not None:  # the C parser joins a quoted field holding the delimiter
+    raise DataFormatError(path, quoted[0], f"expected fields without quotes inside them "
+                          f"(a quoted field may not hold the delimiter {shown}), got "
+                          f"{quoted[1][:120]!r}")
+
+
+def _stray_quote(field: str) -> bool:
+  """Whether `field` has a double quote other than one pair around all of it."""
+  s = field.strip()
+  if len(s) >= 2 and s[0] == s[-1] == '"':
+    s = s[1:-1]
+  return '"' in s
 
 
 # Header names that identify a column, checked in this order (lower case, no _ - or space).
@@ -490,6 +562,10 @@ def read_delimited_bytes(data: bytes, path: str, *, delimiter: str | None = None
   if columns is None:
     columns = columns_from_header(layout.header) if layout.header else None
   if columns is None:
+    if layout.header is not None and layout.num_fields not in (3, 4):
+      raise DataFormatError(path, 1, f"expected a header naming the user, item and "
+                            f"rating columns (e.g. userId,movieId,rating), got "
+                            f"{','.join(layout.header)[:120]!r}; name the columns to use")
     if layout.num_fields not in (3, 4):
       raise DataFormatError(path, layout.header_lines + 1, f"expected 3 or 4 fields "
                             f"(user, item, rating[, timestamp]), got {layout.num_fields}; "
