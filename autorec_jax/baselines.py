@@ -24,7 +24,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import statistics
 import time
 
@@ -42,7 +41,6 @@ BEST_FILE = os.path.join("checkpoints", "best.npz")
 _PREDICT_CHUNK = 65536  # pairs per predict call: one compiled shape
 _ALS_CHUNK = 16384  # ratings per normal-equation accumulation step
 _INIT_STD = 0.1
-_RUN_FILES = ("checkpoints", "metrics.jsonl", "results.json", "tensorboard")
 
 
 def validate(cfg) -> None:
@@ -163,21 +161,10 @@ def load_factors(path: str) -> tuple[fz.Factors, fz.Offsets, dict]:
             json.loads(str(z["meta"])))
 
 
-def _start_afresh(workdir: str, config_json: str) -> None:
+def _start_afresh(cfg, workdir: str) -> None:
   """Clears a previous run of the same config; refuses a workdir of another run."""
-  path = os.path.join(workdir, "config.json")
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      if json.load(f) != json.loads(config_json):
-        raise config_checks.ConfigError(
-            f"{workdir} holds a run with a different config; use another --workdir, "
-            "or --overwrite to delete that run")
-  for name in _RUN_FILES:
-    path = os.path.join(workdir, name)
-    if os.path.isdir(path):
-      shutil.rmtree(path)
-    elif os.path.exists(path):
-      os.remove(path)
+  train.check_workdir(cfg, workdir)
+  train.clear_workdir(workdir)
 
 
 def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np.ndarray,
@@ -220,10 +207,8 @@ def train_and_evaluate_factorization(cfg, workdir: str) -> dict:
   """Fits the configured baseline, writes the workdir, returns the final results."""
   validate(cfg)
   os.makedirs(workdir, exist_ok=True)
-  config_json = cfg.to_json_best_effort(indent=2, sort_keys=True)
-  _start_afresh(workdir, config_json)
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-    f.write(config_json)
+  _start_afresh(cfg, workdir)
+  train.write_config(cfg, workdir)
 
   data = train.load_data(cfg)
   ratings = data.loaded.ratings

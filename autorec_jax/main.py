@@ -12,8 +12,6 @@ checkpoint. Multi-host: start the same command on every host with
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 
 import jax
@@ -36,18 +34,6 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a mul
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
-_RUN_FILES = ("checkpoints", "metrics.jsonl", "results.json", "config.json", "tensorboard")
-
-
-def _clear_workdir(workdir: str) -> None:
-  for name in _RUN_FILES:
-    path = os.path.join(workdir, name)
-    if os.path.isdir(path):
-      shutil.rmtree(path)
-    elif os.path.exists(path):
-      os.remove(path)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -61,7 +47,7 @@ def main(argv):
                jax.devices()[0].platform)
   cfg = _CONFIG.value
   if _OVERWRITE.value and jax.process_index() == 0:
-    _clear_workdir(_WORKDIR.value)
+    train.clear_workdir(_WORKDIR.value)
   try:
     if cfg.model.kind in baselines.KINDS:
       run = baselines.train_and_evaluate_factorization

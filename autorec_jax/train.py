@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import statistics
 import threading
@@ -21,7 +22,6 @@ from typing import Any, Callable
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import logging
 
@@ -169,6 +169,19 @@ def write_config(cfg, workdir: str) -> None:
   with open(tmp, "w", encoding="utf-8") as f:
     f.write(config_json(cfg))
   os.replace(tmp, os.path.join(workdir, "config.json"))
+
+
+RUN_FILES = ("checkpoints", "metrics.jsonl", "results.json", "config.json", "tensorboard")
+
+
+def clear_workdir(workdir: str) -> None:
+  """Deletes a previous run's files from `workdir` (and nothing else in it)."""
+  for name in RUN_FILES:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
 
 
 def check_workdir(cfg, workdir: str) -> None:

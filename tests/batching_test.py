@@ -289,7 +289,6 @@ def test_argument_errors(kwargs, match):
 
 
 def test_start_batch_skips_the_first_batches_of_the_same_order():
-  rng = np.random.default_rng(0)
   m = sp.random(50, 7, density=0.4, format="csr", random_state=1, dtype=np.float32)
   b = CSRBatcher(m, 8, seed=3, prefetch=0)
   full = [x["x"].copy() for x in b.train_batches(2)]

@@ -58,8 +58,6 @@ def test_inverse_time_schedule_per_epoch():
 
 
 def test_schedule_counts_train_steps_when_a_step_makes_several_updates():
-  import jax
-  from ml_collections import config_dict
   from autorec_jax.config_schema import base_config
   cfg = base_config()
   cfg.optim.name = "sgd"
