@@ -26,6 +26,7 @@ from ml_collections import config_dict
 
 from autorec_jax import baselines, checkpoint, evaluate, optim, preprocess, train
 from autorec_jax import metrics as metrics_lib
+from autorec_jax.config_schema import base_config
 from autorec_jax.data.errors import DataError
 from autorec_jax.data.types import Ratings
 
@@ -44,7 +45,17 @@ def load_config(workdir: str) -> config_dict.ConfigDict:
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} not found: {workdir} is not a run's workdir")
   with open(path, encoding="utf-8") as f:
-    return config_dict.ConfigDict(_tuples(json.load(f)))
+    saved = _tuples(json.load(f))
+  # Fields added to the schema after the run was saved take their defaults.
+  return config_dict.ConfigDict(_merge(base_config().to_dict(), saved))
+
+
+def _merge(defaults: dict, saved: dict) -> dict:
+  out = dict(defaults)
+  for k, v in saved.items():
+    out[k] = _merge(defaults[k], v) if isinstance(v, dict) and isinstance(
+        defaults.get(k), dict) else v
+  return out
 
 
 class Predictor:
