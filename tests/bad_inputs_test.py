@@ -426,7 +426,7 @@ def test_a_jester_user_without_ratings_is_left_out_and_ids_stay_row_numbers():
 
 
 # ----------------------------------------------------------------------------------------
-# Errors raised while training, as documented in docs/troubleshooting.md.
+# Errors raised while training, as documented in the README's Troubleshooting section.
 
 
 def test_batch_not_divisible_by_the_device_count():
@@ -465,7 +465,8 @@ def test_documented_training_messages_are_the_real_ones(tmp_path):
 
 
 def test_troubleshooting_covers_every_error_class():
-  doc = (conftest.REPO / "docs" / "troubleshooting.md").read_text()
+  readme = (conftest.REPO / "README.md").read_text()
+  doc = readme[readme.index("## Troubleshooting"):]
   for phrase in ("DataFormatError", "DataNotFoundError", "DataConfigError", "ConfigError",
                  "became nan at epoch", "the model does not fit: about",
                  "holds a run with a different config", "interrupted: stopped by SIGTERM",
