@@ -24,7 +24,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_dict
 
-from autorec_jax import baselines, checkpoint, evaluate, optim, preprocess, train
+from autorec_jax import baselines, buckets, checkpoint, evaluate, optim, preprocess, train
 from autorec_jax import metrics as metrics_lib
 from autorec_jax.config_schema import base_config
 from autorec_jax.data.errors import DataError
@@ -180,6 +180,8 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["train", "valid", "test"],
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Write `user item prediction truth` lines here (or, with "
     "--qualifying, the Netflix prediction file).")
+_BY = flags.DEFINE_enum("by", "user", ["user", "item"],
+                        "Group the error by how many train ratings each user (or item) has.")
 _QUALIFYING = flags.DEFINE_string(
     "qualifying", None, "A Netflix qualifying.txt (or probe.txt): write a prediction file "
     "in the Netflix Prize format to --output instead (MovieID: lines kept, one predicted "
@@ -203,8 +205,14 @@ def main(argv):
   part = predictor.part(_SPLIT.value)
   pred = predictor.predict(part.user, part.item)
   m = metrics(pred, part.rating)
+  where = (f"checkpoint of step {predictor.step}, epoch {predictor.epoch}"
+           if hasattr(predictor, "step") else "best factors")
   print(f"{_SPLIT.value} RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}  ({m['count']} ratings, "
-        f"checkpoint of step {predictor.step}, epoch {predictor.epoch})")
+        f"{where})")
+  print(f"by {_BY.value} activity (train ratings per {_BY.value}):")
+  for row in buckets.rmse_by_activity(predictor.data.train, part, pred, by=_BY.value):
+    print(f"  {row['bucket']:>8}  {row['count']:>8} ratings  RMSE {row['rmse']:.4f}  "
+          f"MAE {row['mae']:.4f}")
   if _OUTPUT.value:
     write_deeprec_lines(_OUTPUT.value, part, pred)
   return 0

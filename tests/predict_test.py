@@ -61,3 +61,12 @@ def test_cli_on_a_missing_workdir_is_one_line(tmp_path):
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 1
   assert "is not a run's workdir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_prints_error_by_user_activity(trained_run):
+  workdir, _ = trained_run
+  proc = subprocess.run([sys.executable, "-m", "autorec_jax.predict", f"--workdir={workdir}",
+                         "--by=item"], cwd=conftest.REPO, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "by item activity" in proc.stdout and "200+" in proc.stdout
