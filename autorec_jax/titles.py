@@ -57,7 +57,7 @@ def read_titles(path: str | os.PathLike) -> dict[int, str]:
   if first.lower().startswith("movieid,"):
     return _movies_csv(path, text)
   if _NETFLIX.match(first):
-    return _netflix(path, lines)
+    return _netflix(path)
   if "|" in first:
     return _split_lines(path, lines, "|", min_fields=2)
   raise DataFormatError(path, 1, "expected a title file (MovieLens movies.dat, u.item or "
@@ -90,21 +90,12 @@ def _movies_csv(path: str, text: str) -> dict[int, str]:
   return out
 
 
-def _netflix(path: str, lines: list[str]) -> dict[int, str]:
-  out = {}
-  for no, line in enumerate(lines, start=1):
-    if not line.strip():
-      continue
-    fields = line.split(",", 2)
-    if len(fields) != 3:
-      raise DataFormatError(path, no, f"expected MovieID,YearOfRelease,Title, got "
-                            f"{line[:120]!r}")
-    movie, year, title = fields
-    if year != "NULL" and not (year.isascii() and year.isdigit() and len(year) == 4):
-      raise DataFormatError(path, no, f"expected a 4-digit YearOfRelease or NULL, got "
-                            f"{year!r}")
-    out[_movie_id(path, no, movie)] = title if year == "NULL" else f"{title} ({year})"
-  return out
+def _netflix(path: str) -> dict[int, str]:
+  """movie_titles.txt through the Netflix reader (ISO-8859-1, NULL years, commas)."""
+  from autorec_jax.data import netflix_formats  # pylint: disable=import-outside-toplevel
+  parsed = netflix_formats.read_movie_titles(path)
+  return {int(m): (t if y == 0 else f"{t} ({y})")
+          for m, y, t in zip(parsed.movie, parsed.year, parsed.title)}
 
 
 def lookup(titles: dict[int, str] | None, item_ids: Iterable[Any]) -> list[str | None]:

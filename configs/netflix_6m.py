@@ -4,11 +4,7 @@ r"""Netflix Prize, time split '6m': DeepRec's n,256,256,512,dp(0.8),256,256,n (p
   python -m autorec_jax.main --config=configs/netflix_6m.py --workdir=runs/netflix_6m \
       --config.data.path=data/netflix
 
-Settings of the paper's section 3: SELU in every layer, dropout on the code, SGD with
-momentum 0.9, batch 128, learning rate 0.005 with one dense re-feeding step, 100 epochs
-(halved at epochs 24, 36, 48, 66 and 72 as DeepRecommender's MultiStepLR), the best
-checkpoint by the split's validation half, then the test half. `:tiny` shrinks the
-layers 32x for a seconds-long CPU run on a small synthetic tree.
+The settings (section 3 of the paper) are in autorec_jax/deeprec_config.py.
 """
 
 from autorec_jax.deeprec_config import netflix_config
