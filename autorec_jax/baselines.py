@@ -192,7 +192,7 @@ def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np
 
   by_user = fz.chunk_by_row(user, item, target, num_users, chunk=_ALS_CHUNK)
   by_item = fz.chunk_by_row(item, user, target, num_items, chunk=_ALS_CHUNK)
-  iteration = fz.make_als_iteration(reg=m.reg)
+  iteration = fz.make_als_iteration(reg=m.reg, learn_biases=m.use_biases)
   objective = jax.jit(lambda f, a, b: fz.als_objective(f, a, b, reg=m.reg)[0])
 
   def fit_als(factors, epoch):
@@ -224,8 +224,7 @@ def train_and_evaluate_factorization(cfg, workdir: str) -> dict:
   predictor = PairPredictor(tr, offsets, (lo, hi), clip=cfg.eval.clip_predictions)
   factors, fit_epoch = _make_fitter(cfg, ratings.num_users, ratings.num_items, tr.user,
                                     tr.item, target)
-  num_params = fz.num_params(factors, learn_biases=cfg.model.kind == "svd"
-                             and cfg.model.use_biases)
+  num_params = fz.num_params(factors, learn_biases=cfg.model.use_biases)
 
   writer = metrics.MetricWriter(workdir)
   has_valid = data.valid.num_ratings > 0

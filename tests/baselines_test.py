@@ -103,7 +103,7 @@ def test_same_seed_same_result_and_rerun_starts_afresh(tmp_path, kind):
 
 def test_training_lowers_train_rmse_and_rank_changes_num_params(tmp_path):
   data = synthetic.write_ratings_csv(tmp_path / "r.csv")
-  for kind, learnt_biases in (("svd", 120 + 48), ("als", 0)):
+  for kind, learnt_biases in (("svd", 120 + 48), ("als", 120 + 48)):
     res = baselines.train_and_evaluate_factorization(
         _config(kind, data, model__rank=5, train__num_epochs=6), str(tmp_path / kind))
     rows = _rows(tmp_path / kind)

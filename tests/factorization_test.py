@@ -73,13 +73,40 @@ def test_als_objective_matches_numpy():
   by_user = fz.chunk_by_row(user, item, target, 7, chunk=4)
   by_item = fz.chunk_by_row(item, user, target, 5, chunk=4)
   p, q = np.asarray(factors.user_UxK, np.float64), np.asarray(factors.item_IxK, np.float64)
-  err = target - np.sum(p[user] * q[item], axis=1)
+  bu = np.asarray(factors.user_bias_U, np.float64)
+  bi = np.asarray(factors.item_bias_I, np.float64)
+  err = target - bu[user] - bi[item] - np.sum(p[user] * q[item], axis=1)
   want_sse = np.sum(err ** 2)
-  want = want_sse + 0.2 * (np.sum(np.bincount(user, minlength=7) * np.sum(p ** 2, 1))
-                           + np.sum(np.bincount(item, minlength=5) * np.sum(q ** 2, 1)))
+  want = want_sse + 0.2 * (
+      np.sum(np.bincount(user, minlength=7) * (np.sum(p ** 2, 1) + bu ** 2))
+      + np.sum(np.bincount(item, minlength=5) * (np.sum(q ** 2, 1) + bi ** 2)))
   got, got_sse = fz.als_objective(factors, by_user, by_item, reg=0.2)
   np.testing.assert_allclose(got_sse, want_sse, rtol=1e-5)
   np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_als_with_learnt_biases_solves_the_augmented_system_per_row():
+  rng = np.random.default_rng(3)
+  user, item, target, factors = _problem(rng)
+  reg = 0.3
+  by_user = fz.chunk_by_row(user, item, target, 7, chunk=4)
+  by_item = fz.chunk_by_row(item, user, target, 5, chunk=4)
+  got = fz.make_als_iteration(reg=reg, learn_biases=True)(factors, by_user, by_item)
+  # Users given items: [p_u, b_u] fits y - b_i on [q_i, 1], ridge reg * n_u on both.
+  bi = np.asarray(factors.item_bias_I, np.float64)
+  q1 = np.concatenate([np.asarray(factors.item_IxK), np.ones((5, 1))], axis=1)
+  users = _numpy_als(q1, user, item, target - bi[item], 7, reg)
+  np.testing.assert_allclose(got.user_UxK, users[:, :-1], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(got.user_bias_U, users[:, -1], rtol=1e-4, atol=1e-5)
+  # Items given the new users and their biases.
+  p1 = np.concatenate([users[:, :-1], np.ones((7, 1))], axis=1)
+  items = _numpy_als(p1, item, user, target - users[user, -1], 5, reg)
+  np.testing.assert_allclose(got.item_IxK, items[:, :-1], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(got.item_bias_I, items[:, -1], rtol=1e-4, atol=1e-5)
+  # Each half-step can only lower the objective it minimises.
+  before = fz.als_objective(factors, by_user, by_item, reg=reg)[0]
+  after = fz.als_objective(got, by_user, by_item, reg=reg)[0]
+  assert float(after) < float(before)
 
 
 def _numpy_svd_grads(f, user, item, target, mask, reg):

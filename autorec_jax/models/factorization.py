@@ -114,7 +114,7 @@ def init_factors(key: jax.Array, num_users: int, num_items: int, rank: int, *,
 
 def residual_prediction(factors: Factors, user_N: jax.Array, item_N: jax.Array) -> jax.Array:
   """b_u + b_i + p_u . q_i: the prediction of a rating minus its offset."""
-  dot_N = jnp.einsum("nk,nk->n", factors.user_UxK[user_N], factors.item_IxK[item_N],
+  dot_N = jnp.einsum("...k,...k->...", factors.user_UxK[user_N], factors.item_IxK[item_N],
                      precision=_HIGHEST)
   return factors.user_bias_U[user_N] + factors.item_bias_I[item_N] + dot_N
 
@@ -255,13 +255,20 @@ def chunk_by_row(rows: np.ndarray, cols: np.ndarray, target: np.ndarray, num_row
                    count_R=jnp.asarray(np.bincount(rows, minlength=num_rows).astype(np.float32)))
 
 
-def normal_equations(fixed_CxK: jax.Array, chunks: RowChunks) -> tuple[jax.Array, jax.Array]:
-  """(gram_RxKxK, rhs_RxK): sum over each row's ratings of q q^T and of y q."""
+def normal_equations(fixed_CxK: jax.Array, chunks: RowChunks,
+                     target_shift_C: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  """(gram_RxKxK, rhs_RxK): sum over each row's ratings of q q^T and of y q.
+
+  With `target_shift_C` (one value per column of the other side), the targets are
+  y - shift[col]: the other side's learnt biases taken out.
+  """
   num_rows, rank = chunks.count_R.shape[0], fixed_CxK.shape[1]
 
   def body(carry, chunk):
     gram, rhs = carry
     rows_C, cols_C, target_C, mask_C = chunk
+    if target_shift_C is not None:
+      target_C = target_C - target_shift_C[cols_C]
     q_CxK = fixed_CxK[cols_C] * mask_C[:, None]
     gram = gram.at[rows_C].add(jnp.einsum("ck,cl->ckl", q_CxK, q_CxK, precision=_HIGHEST),
                                indices_are_sorted=True)
@@ -275,13 +282,15 @@ def normal_equations(fixed_CxK: jax.Array, chunks: RowChunks) -> tuple[jax.Array
   return gram, rhs
 
 
-def als_solve(fixed_CxK: jax.Array, chunks: RowChunks, *, reg: float) -> jax.Array:
+def als_solve(fixed_CxK: jax.Array, chunks: RowChunks, *, reg: float,
+              target_shift_C: jax.Array | None = None) -> jax.Array:
   """The ALS-WR half-step: each row's factors given the other side's, [R, K].
 
   Solves (Q_r^T Q_r + reg n_r I) x_r = Q_r^T y_r for every row r by Cholesky; a row
-  with no ratings (n_r = 0) gets x_r = 0.
+  with no ratings (n_r = 0) gets x_r = 0. `target_shift_C` is passed to
+  `normal_equations`.
   """
-  gram, rhs = normal_equations(fixed_CxK, chunks)
+  gram, rhs = normal_equations(fixed_CxK, chunks, target_shift_C)
   rank = fixed_CxK.shape[1]
   count_R = chunks.count_R
   # reg * n_r on the diagonal; 1 for empty rows, whose right-hand side is 0.
@@ -291,29 +300,53 @@ def als_solve(fixed_CxK: jax.Array, chunks: RowChunks, *, reg: float) -> jax.Arr
   return jax.scipy.linalg.cho_solve((chol, True), rhs[..., None])[..., 0]
 
 
-def make_als_iteration(*, reg: float) -> Callable:
+def _with_ones(x_NxK: jax.Array) -> jax.Array:
+  return jnp.concatenate([x_NxK, jnp.ones((x_NxK.shape[0], 1), x_NxK.dtype)], axis=1)
+
+
+def als_solve_biased(fixed_CxK: jax.Array, fixed_bias_C: jax.Array, chunks: RowChunks, *,
+                     reg: float) -> tuple[jax.Array, jax.Array]:
+  """The half-step with learnt biases: fits y - b_col = x_r . q_col + b_r.
+
+  The other side's factors get a constant 1 appended, so each row solves for its
+  factors and its bias together, both under the weighted-lambda penalty.
+  """
+  solved_RxK1 = als_solve(_with_ones(fixed_CxK), chunks, reg=reg,
+                          target_shift_C=fixed_bias_C)
+  return solved_RxK1[:, :-1], solved_RxK1[:, -1]
+
+
+def make_als_iteration(*, reg: float, learn_biases: bool = False) -> Callable:
   """(factors, by_user, by_item) -> factors: users given items, then items given users.
 
-  Biases are not learnt by ALS-WR (they are part of the fixed offsets).
+  With `learn_biases` every half-step also fits the rows' biases b_u (then b_i) under
+  the same weighted-lambda penalty; without, the biases stay zero (the fixed offsets
+  hold the user and item means).
   """
 
   @jax.jit
   def iteration(factors: Factors, by_user: RowChunks, by_item: RowChunks) -> Factors:
-    user_UxK = als_solve(factors.item_IxK, by_user, reg=reg)
-    item_IxK = als_solve(user_UxK, by_item, reg=reg)
-    return factors.replace(user_UxK=user_UxK, item_IxK=item_IxK)
+    if not learn_biases:
+      user_UxK = als_solve(factors.item_IxK, by_user, reg=reg)
+      item_IxK = als_solve(user_UxK, by_item, reg=reg)
+      return factors.replace(user_UxK=user_UxK, item_IxK=item_IxK)
+    user_UxK, user_bias_U = als_solve_biased(factors.item_IxK, factors.item_bias_I,
+                                             by_user, reg=reg)
+    item_IxK, item_bias_I = als_solve_biased(user_UxK, user_bias_U, by_item, reg=reg)
+    return Factors(user_UxK=user_UxK, item_IxK=item_IxK, user_bias_U=user_bias_U,
+                   item_bias_I=item_bias_I)
 
   return iteration
 
 
 def als_objective(factors: Factors, by_user: RowChunks, by_item: RowChunks, *,
                   reg: float) -> tuple[jax.Array, jax.Array]:
-  """(objective, sse): sum (y - p.q)^2 + reg (sum n_u |p_u|^2 + sum n_i |q_i|^2)."""
-  p_SxCxK = factors.user_UxK[by_user.rows_SxC]
-  q_SxCxK = factors.item_IxK[by_user.cols_SxC]
-  err = by_user.target_SxC - jnp.einsum("sck,sck->sc", p_SxCxK, q_SxCxK,
-                                        precision=_HIGHEST)
+  """(objective, sse): sum (y - b_u - b_i - p.q)^2 + reg (sum n_u (|p_u|^2 + b_u^2) +
+  sum n_i (|q_i|^2 + b_i^2)); the biases are zero when not learnt."""
+  pred_SxC = residual_prediction(factors, by_user.rows_SxC, by_user.cols_SxC)
+  err = by_user.target_SxC - pred_SxC
   sse = jnp.sum(by_user.mask_SxC * err * err)
-  penalty = (jnp.sum(by_user.count_R * jnp.sum(factors.user_UxK ** 2, axis=1))
-             + jnp.sum(by_item.count_R * jnp.sum(factors.item_IxK ** 2, axis=1)))
+  user_sq_U = jnp.sum(factors.user_UxK ** 2, axis=1) + factors.user_bias_U ** 2
+  item_sq_I = jnp.sum(factors.item_IxK ** 2, axis=1) + factors.item_bias_I ** 2
+  penalty = jnp.sum(by_user.count_R * user_sq_U) + jnp.sum(by_item.count_R * item_sq_I)
   return sse + reg * penalty, sse
