@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autorec_jax import optim, preprocess
-from autorec_jax.models.autoencoder import ACTIVATIONS, INITIALIZERS
+from autorec_jax.models.autoencoder import ACTIVATIONS, COMPUTE_DTYPES, INITIALIZERS
 
 
 class ConfigError(ValueError):
@@ -42,7 +42,10 @@ def validate(cfg) -> None:
        "widths, e.g. '(512,512,1024)'")
   need(m.activation in ACTIVATIONS,
        f"model.activation={m.activation!r} must be one of {sorted(ACTIVATIONS)}")
-  need(m.kernel_init in INITIALIZERS, f"model.kernel_init={m.kernel_init!r} must be one of {sorted(INITIALIZERS)}")
+  need(m.kernel_init in INITIALIZERS,
+       f"model.kernel_init={m.kernel_init!r} must be one of {sorted(INITIALIZERS)}")
+  need(m.compute_dtype in COMPUTE_DTYPES,
+       f"model.compute_dtype={m.compute_dtype!r} must be one of {sorted(COMPUTE_DTYPES)}")
   need(0.0 <= m.dropout < 1.0, f"model.dropout={m.dropout} must be in [0, 1)")
   need(t.num_epochs >= 1, f"train.num_epochs={t.num_epochs} must be >= 1")
   need(t.batch_size >= 1, f"train.batch_size={t.batch_size} must be >= 1")

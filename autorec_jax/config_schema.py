@@ -35,13 +35,18 @@ Fields:
   model.dropout: drop probability on the code layer.
   model.tied: constrained decoder (transposed encoder kernels).
   model.kernel_init: xavier | fan_in.
+  model.compute_dtype: float32 | bfloat16: operand type of the layers' matrix
+    products (float32 accumulation; parameters, optimizer, loss stay float32).
+    bfloat16 halves the products' memory traffic on GPUs/TPUs and CPUs with bf16
+    units; see experiments/benchmark.py for its speed and the README for its RMSE.
   model.kind: autoencoder | svd | als (Strub & Mary's matrix-factorization baselines,
     autorec_jax.baselines; SVD uses optim.*, train.batch_size = ratings per step;
     train.num_epochs = SVD epochs or ALS-WR iterations).
   model.rank: latent factors per user and item (svd, als).
   model.reg: lambda: per-rating L2 for SVD, weighted lambda*n_u for ALS-WR.
   model.use_biases: remove train user/item means before fitting (the paper's
-    preprocessing) and, for SVD, learn user/item biases; False: global mean only.
+    preprocessing) and learn regularised user/item biases on top (SVD: by gradient;
+    ALS-WR: solved with the factors); False: global mean only, no biases.
   preprocess.scale: map ratings to [-1, 1] for the model (Strub & Mary).
   preprocess.bias: none | row: remove each row's train mean (the user's for a
     U-encoder, the item's for a V-encoder); added back before metrics.
@@ -120,6 +125,7 @@ def base_config() -> config_dict.ConfigDict:
   cfg.model.dropout = 0.0
   cfg.model.tied = False
   cfg.model.kernel_init = "xavier"
+  cfg.model.compute_dtype = "float32"
   cfg.model.kind = "autoencoder"
   cfg.model.rank = 15
   cfg.model.reg = 0.02

@@ -79,14 +79,11 @@ def _tree_rss_kib(pid: int) -> int:
   return total
 
 
-def run_converter(input_path: str, workers: int) -> dict:
-  """Runs the converter once in a subprocess; its time and memory."""
-  out = tempfile.mkdtemp(prefix="netflix_bench_out_")
-  shutil.rmtree(out)
-  cmd = [sys.executable, "-m", "autorec_jax.data.netflix", f"--input={input_path}",
-         f"--output={out}", f"--workers={workers}", "--quiet"]
+def measure_subprocess(cmd: list[str], env: dict | None = None) -> dict:
+  """Runs `cmd` from the repo root; its exit code, stdout, wall and CPU seconds, its
+  ru_maxrss and the summed RSS of it and its children sampled every 0.1 s."""
   start = time.perf_counter()
-  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE)
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, env=env)
   peak = [0]
   done = threading.Event()
 
@@ -96,19 +93,32 @@ def run_converter(input_path: str, workers: int) -> dict:
 
   sampler = threading.Thread(target=sample, daemon=True)
   sampler.start()
+  chunks = []
+  reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
+  reader.start()
   _, status, usage = os.wait4(proc.pid, 0)
   wall = time.perf_counter() - start
   done.set()
   sampler.join()
-  proc.returncode = os.waitstatus_to_exitcode(status)
-  stats = proc.stdout.read().decode()
+  reader.join()
   proc.stdout.close()
+  return {"returncode": os.waitstatus_to_exitcode(status), "stdout": b"".join(chunks).decode(),
+          "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+          "maxrss_mib": usage.ru_maxrss / 1024, "sampled_rss_mib": peak[0] / 1024}
+
+
+def run_converter(input_path: str, workers: int) -> dict:
+  """Runs the converter once in a subprocess; its time and memory."""
+  out = tempfile.mkdtemp(prefix="netflix_bench_out_")
+  shutil.rmtree(out)
+  cmd = [sys.executable, "-m", "autorec_jax.data.netflix", f"--input={input_path}",
+         f"--output={out}", f"--workers={workers}", "--quiet"]
+  r = measure_subprocess(cmd)
   shutil.rmtree(out, ignore_errors=True)
-  if proc.returncode != 0:
-    raise RuntimeError(f"converter failed ({proc.returncode}): {' '.join(cmd)}")
-  return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-          "maxrss_mib": usage.ru_maxrss / 1024, "sampled_rss_mib": peak[0] / 1024,
-          "stats": json.loads(stats)}
+  if r["returncode"] != 0:
+    raise RuntimeError(f"converter failed ({r['returncode']}): {' '.join(cmd)}")
+  r["stats"] = json.loads(r.pop("stdout"))
+  return r
 
 
 def _fit(xs, ys):

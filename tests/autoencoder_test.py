@@ -81,3 +81,26 @@ def test_fan_in_init_bounds():
 def test_empty_hidden_is_an_error():
   with pytest.raises(ValueError, match="hidden"):
     _init(AutoEncoder(hidden=()))
+
+
+def test_bfloat16_compute_keeps_float32_params_and_is_close_to_float32():
+  x = jax.random.normal(jax.random.key(2), (4, 10))
+  full = AutoEncoder(hidden=(8, 4), activation="selu")
+  mixed = AutoEncoder(hidden=(8, 4), activation="selu", compute_dtype="bfloat16")
+  params = _init(full)
+  assert jax.tree.structure(_init(mixed)) == jax.tree.structure(params)
+  y32 = full.apply({"params": params}, x, train=False)
+  y16 = mixed.apply({"params": params}, x, train=False)
+  assert y16.dtype == jnp.float32
+  # bf16 keeps 8 significant bits: products are within ~1% of float32, not equal.
+  np.testing.assert_allclose(y16, y32, rtol=0.05, atol=0.05)
+  assert float(jnp.max(jnp.abs(y16 - y32))) > 0.0
+
+  def loss(model, p):
+    return jnp.mean(model.apply({"params": p}, x, train=False) ** 2)
+
+  g32 = jax.grad(lambda p: loss(full, p))(params)
+  g16 = jax.grad(lambda p: loss(mixed, p))(params)
+  for k in params:
+    assert g16[k].dtype == jnp.float32, k
+    np.testing.assert_allclose(g16[k], g32[k], rtol=0.1, atol=0.02, err_msg=k)

@@ -141,6 +141,33 @@ def test_a_different_config_in_the_same_workdir_is_refused(tmp_path):
     train.train_and_evaluate(cfg, str(tmp_path / "run"))
 
 
+def test_a_run_saved_before_a_new_config_field_existed_still_resumes(tmp_path):
+  import json
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
+  cfg = _tiny_config(data)
+  cfg.train.num_epochs = 1
+  train.train_and_evaluate(cfg, str(tmp_path / "run"))
+  path = tmp_path / "run" / "config.json"
+  saved = json.loads(path.read_text())
+  del saved["model"]["compute_dtype"]  # as written by an older version
+  path.write_text(json.dumps(saved))
+  cfg.train.num_epochs = 2
+  train.check_workdir(cfg, str(tmp_path / "run"))  # the default counts: accepted
+  cfg.model.compute_dtype = "bfloat16"
+  with pytest.raises(train.config_checks.ConfigError, match="model.compute_dtype"):
+    train.check_workdir(cfg, str(tmp_path / "run"))
+
+
+def test_bfloat16_compute_trains_to_the_float32_rmse(tmp_path):
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
+  cfg = _tiny_config(data)
+  full = train.train_and_evaluate(cfg, str(tmp_path / "f32"))
+  cfg.model.compute_dtype = "bfloat16"
+  mixed = train.train_and_evaluate(cfg, str(tmp_path / "bf16"))
+  assert mixed["test/rmse"] != full["test/rmse"]  # the products were really rounded
+  assert mixed["test/rmse"] == pytest.approx(full["test/rmse"], abs=0.02)
+
+
 def test_resume_continues_from_the_latest_checkpoint(tmp_path):
   data = synthetic.write_ratings_csv(tmp_path / "r.csv")
   cfg = _tiny_config(data)

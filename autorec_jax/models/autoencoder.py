@@ -26,6 +26,41 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "identity": lambda x: x,
 }
 
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _low_precision_matmul(dtype):
+  """x @ w with both operands in `dtype` and float32 accumulation and result, in the
+  forward pass and in both gradient products (mixed precision: the float32 master
+  weights are only rounded for the products)."""
+
+  def fwd(x, w):
+    xl, wl = x.astype(dtype), w.astype(dtype)
+    return jnp.dot(xl, wl, preferred_element_type=jnp.float32), (xl, wl)
+
+  @jax.custom_vjp
+  def matmul(x, w):
+    return fwd(x, w)[0]
+
+  def bwd(res, g):
+    xl, wl = res
+    gl = g.astype(dtype)
+    # Contracting dimensions named, not transposed operands: XLA:CPU runs g @ w.T
+    # through a slow path for bfloat16 (measured 2x slower than this form).
+    dx = jax.lax.dot_general(gl, wl, (((1,), (1,)), ((), ())),
+                             preferred_element_type=jnp.float32)
+    dw = jax.lax.dot_general(xl, gl, (((0,), (0,)), ((), ())),
+                             preferred_element_type=jnp.float32)
+    return dx, dw
+
+  matmul.defvjp(fwd, bwd)
+  return matmul
+
+
+def _float32_matmul(x, w):
+  return x @ w
+
+
 INITIALIZERS = {
     # Glorot/Xavier uniform, as DeepRec.
     "xavier": nn.initializers.xavier_uniform(),
@@ -46,6 +81,9 @@ class AutoEncoder(nn.Module):
     dropout: drop probability on the code layer while training.
     tied: decoder kernels are the transposed encoder kernels (constrained model).
     kernel_init: a key of INITIALIZERS for the kernels; biases start at zero.
+    compute_dtype: a key of COMPUTE_DTYPES: the operand type of the layers' matrix
+      products. "bfloat16" rounds activations and weights for the products only;
+      parameters, accumulation, biases, activations and the loss stay float32.
   """
 
   hidden: Sequence[int]
@@ -54,6 +92,7 @@ class AutoEncoder(nn.Module):
   dropout: float = 0.0
   tied: bool = False
   kernel_init: str = "xavier"
+  compute_dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x_BxI: jax.Array, *, train: bool) -> jax.Array:
@@ -62,6 +101,8 @@ class AutoEncoder(nn.Module):
       raise ValueError("AutoEncoder needs at least one hidden layer")
     act = ACTIVATIONS[self.activation]
     kernel_init = INITIALIZERS[self.kernel_init]
+    matmul = (_float32_matmul if self.compute_dtype == "float32"
+              else _low_precision_matmul(COMPUTE_DTYPES[self.compute_dtype]))
     num_inputs = x_BxI.shape[-1]
     widths = [num_inputs, *self.hidden]
 
@@ -71,7 +112,7 @@ class AutoEncoder(nn.Module):
       kernel = self.param(f"enc{i}_kernel", kernel_init, (n_in, n_out))
       bias = self.param(f"enc{i}_bias", nn.initializers.zeros, (n_out,))
       enc_kernels.append(kernel)
-      h = act(h @ kernel + bias[None, :])
+      h = act(matmul(h, kernel) + bias[None, :])
 
     if self.dropout > 0.0:
       h = nn.Dropout(rate=self.dropout, deterministic=not train)(h)
@@ -85,7 +126,7 @@ class AutoEncoder(nn.Module):
       else:
         kernel = self.param(f"dec{j}_kernel", kernel_init, (n_in, n_out))
       bias = self.param(f"dec{j}_bias", nn.initializers.zeros, (n_out,))
-      h = h @ kernel + bias[None, :]
+      h = matmul(h, kernel) + bias[None, :]
       if j < num_layers - 1 or self.output_activation:
         h = act(h)
     return h
