@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autorec_jax import optim, preprocess
+from autorec_jax import optim, preprocess, sparse_input
 from autorec_jax.models.autoencoder import ACTIVATIONS, COMPUTE_DTYPES, INITIALIZERS
 
 
@@ -44,6 +44,8 @@ def validate(cfg) -> None:
        f"model.activation={m.activation!r} must be one of {sorted(ACTIVATIONS)}")
   need(m.kernel_init in INITIALIZERS,
        f"model.kernel_init={m.kernel_init!r} must be one of {sorted(INITIALIZERS)}")
+  need(m.input_path in sparse_input.INPUT_PATHS,
+       f"model.input_path={m.input_path!r} must be one of {list(sparse_input.INPUT_PATHS)}")
   need(m.compute_dtype in COMPUTE_DTYPES,
        f"model.compute_dtype={m.compute_dtype!r} must be one of {sorted(COMPUTE_DTYPES)}")
   need(0.0 <= m.dropout < 1.0, f"model.dropout={m.dropout} must be in [0, 1)")

@@ -28,7 +28,7 @@ from absl import logging
 from autorec_jax import checkpoint, config_checks, evaluate, faults, losses, metrics, optim
 from autorec_jax import parallel
 from autorec_jax import noise as noise_lib
-from autorec_jax import preprocess, ranking, resources
+from autorec_jax import preprocess, ranking, resources, sparse_input
 from autorec_jax.data import datasets, splits
 from autorec_jax.data.batching import CSRBatcher
 from autorec_jax.models.autoencoder import AutoEncoder, count_params
@@ -70,7 +70,8 @@ def init_state(model: AutoEncoder, tx: optax.GradientTransformation, num_inputs:
 
 def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                     refeed_steps: int, noise: noise_lib.NoiseConfig | None = None,
-                    alpha: float = 1.0, beta: float = 1.0) -> Callable:
+                    alpha: float = 1.0, beta: float = 1.0,
+                    sparse_input: bool = False) -> Callable:
   """(state, batch, key) -> (state, metrics): one update on the sparse batch, then
   `refeed_steps` dense re-feeding updates (DeepRec section 2.2).
 
@@ -78,12 +79,15 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
   Strub & Mary's alpha/beta loss (alpha on corrupted, beta on the other known
   entries). Re-feeding treats the previous output f(x) (no gradient through it) as a
   new dense example and fits f(f(x)) to it with every entry of the real rows
-  observed; each pass draws its own dropout mask.
+  observed; each pass draws its own dropout mask. With `sparse_input` the sparse
+  pass computes the first layer from the batch's entry lists (autorec_jax.sparse_input;
+  noise only changes known entries, so they still cover the input); re-feeding
+  passes are dense.
   """
   denoise = noise is not None and noise.active
 
-  def loss_fn(params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key):
-    pred_BxI = model.apply({"params": params}, x_BxI, train=True,
+  def loss_fn(params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries):
+    pred_BxI = model.apply({"params": params}, x_BxI, train=True, entries=entries,
                            rngs={"dropout": dropout_key})
     if c_BxI is None:
       return losses.masked_mse(pred_BxI, y_BxI, m_BxI), pred_BxI
@@ -91,9 +95,9 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                                         beta=beta)
     return total / jnp.maximum(count, 1.0), pred_BxI
 
-  def update(state, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key):
+  def update(state, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries=None):
     (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key)
+        state.params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return state.replace(params=params, opt_state=opt_state), loss, grads, pred_BxI
@@ -106,7 +110,11 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
     in_BxI, c_BxI = x_BxI, None
     if denoise:
       in_BxI, c_BxI = noise_lib.corrupt(x_BxI, m_BxI, noise, keys[1])
-    state, loss, grads, pred_BxI = update(state, in_BxI, x_BxI, m_BxI, c_BxI, keys[0])
+    entries = None
+    if sparse_input:
+      entries = (batch["entry_row"], batch["entry_col"], batch["entry_count"])
+    state, loss, grads, pred_BxI = update(state, in_BxI, x_BxI, m_BxI, c_BxI, keys[0],
+                                          entries)
     out = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
            "train/rows": jnp.sum(row_mask_B)}
     full_BxI = jnp.broadcast_to(row_mask_B[:, None], pred_BxI.shape)
@@ -121,6 +129,18 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
     return state.replace(step=state.step + 1), out
 
   return train_step
+
+
+def choose_input_path(cfg, train_csr) -> str:
+  """'dense' or 'sparse' for `model.input_path` on this run's data and devices."""
+  density = train_csr.nnz / max(train_csr.shape[0] * train_csr.shape[1], 1)
+  try:
+    path, why = sparse_input.resolve(cfg.model.get("input_path", "dense"),
+                                     density=density, num_devices=jax.device_count())
+  except sparse_input.KernelUnavailable as e:
+    raise config_checks.ConfigError(str(e)) from e
+  logging.info("input path: %s (%s)", path, why)
+  return path
 
 
 def make_noise(cfg, pre: preprocess.Preprocessor,
@@ -244,9 +264,11 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
       data.train, orientation=orientation, scale=cfg.preprocess.scale,
       rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
   train_csr = pre.transform(data.train).to_csr(orientation)
+  input_path = choose_input_path(cfg, train_csr)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed,
                        process_index=jax.process_index(),
-                       process_count=jax.process_count(), prefetch=cfg.train.prefetch)
+                       process_count=jax.process_count(), prefetch=cfg.train.prefetch,
+                       entries=input_path == "sparse")
   eval_batcher = CSRBatcher(train_csr, cfg.eval.batch_size, seed=cfg.seed,
                             process_index=jax.process_index(),
                             process_count=jax.process_count(), prefetch=cfg.train.prefetch)
@@ -269,12 +291,6 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   state = jax.device_put(state, repl)
   num_params = count_params(state.params)
 
-  step_fn = make_train_step(model, tx, refeed_steps=cfg.train.refeed_steps,
-                            noise=make_noise(cfg, pre, data.loaded.rating_scale),
-                            alpha=cfg.loss.alpha, beta=cfg.loss.beta)
-  train_step = jax.jit(step_fn,
-                       in_shardings=(repl, sharded, repl), out_shardings=(repl, repl),
-                       donate_argnums=0)
   scale = data.loaded.rating_scale if cfg.eval.clip_predictions else (None, None)
   eval_step = jax.jit(evaluate.make_eval_step(model, clip_min=scale[0], clip_max=scale[1],
                                               pre=pre),
@@ -325,7 +341,8 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
                                        updates_per_step=1 + cfg.train.refeed_steps)
     step_fn = make_train_step(model, tx_, refeed_steps=cfg.train.refeed_steps,
                               noise=make_noise(cfg, pre, data.loaded.rating_scale),
-                              alpha=cfg.loss.alpha, beta=cfg.loss.beta)
+                              alpha=cfg.loss.alpha, beta=cfg.loss.beta,
+                              sparse_input=input_path == "sparse")
     return jax.jit(step_fn, in_shardings=(repl, sharded, repl),
                    out_shardings=(repl, repl), donate_argnums=0), schedule_
 

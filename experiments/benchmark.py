@@ -19,8 +19,10 @@ Prints, in one run (so every ratio compares numbers taken under the same load):
 * FLOPs per epoch, dense and sparsity-aware (below), and the utilisation: FLOPs /
   (epoch seconds x peak);
 * sparse kernels: the first layer's forward + weight gradient on a real batch as a
-  dense matmul and from the observed entries only (gather + segment_sum, and BCOO),
-  the evidence for which input path is fast on this device.
+  dense matmul and from the observed entries only (XLA's gather + segment_sum and
+  BCOO, and the native kernels of autorec_jax/sparse_input.py), the evidence for
+  which input path is fast on this device (`--config.model.input_path=sparse` times
+  training with the native kernels).
 
 FLOP counts (multiply-add = 2 FLOPs; R rows per epoch, N observed train entries, n the
 input width, w1 the first hidden width, M the sum of 2*in*out over the layers between
@@ -62,6 +64,8 @@ _EPOCHS = flags.DEFINE_integer("epochs", 4, "Epochs per training run (the first 
 _REFEED = flags.DEFINE_list("refeed", ["0", "1"], "Re-feeding step counts to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per kernel measurement.")
 _JSON = flags.DEFINE_string("json", None, "Also write every number to this JSON file.")
+_STEPS_ONLY = flags.DEFINE_bool("steps_only", False, "Time single train steps only, no "
+                                "whole epochs (for data sets whose epoch takes minutes).")
 
 
 # --- pure helpers (unit-tested) -------------------------------------------------------
@@ -167,12 +171,47 @@ def sparse_kernels(batch: dict, width: int, repeats: int) -> dict[str, float]:
     return jnp.vdot(mat @ k, cot)
 
   grad = lambda f: jax.jit(jax.value_and_grad(f))  # pylint: disable=unnecessary-lambda-assignment
-  return {
+  out = {
       "entries": int(len(rows_B)),
       "dense_s": time_call(grad(dense), kernel, x, repeats=repeats),
       "gather_segment_sum_s": time_call(grad(gathered), kernel, r, c, v, repeats=repeats),
       "bcoo_s": time_call(grad(bcoo), kernel, mat, repeats=repeats),
+      "native_s": None,
   }
+  from autorec_jax import sparse_input  # pylint: disable=import-outside-toplevel
+  if sparse_input.available()[0]:
+    entries = (r, c, jnp.asarray([len(rows_B)], jnp.int32))
+
+    def native(k, x):
+      return jnp.vdot(sparse_input.sparse_input_matmul(x, k, *entries), cot)
+
+    out["native_s"] = time_call(grad(native), kernel, x, repeats=repeats)
+  return out
+
+
+def step_times(cfg, train_csr, num_inputs: int, repeats: int) -> dict[str, float]:
+  """Seconds per jitted train step on one real batch, per input path and re-feeding
+  count (the step alone: no host pipeline, same batch every time)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from autorec_jax import optim, sparse_input, train  # pylint: disable=import-outside-toplevel
+  from autorec_jax.data.batching import CSRBatcher  # pylint: disable=import-outside-toplevel
+
+  paths = ["dense"] + (["sparse"] if sparse_input.available()[0] else [])
+  batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed, prefetch=0,
+                       entries="sparse" in paths)
+  batch = {k: jax.numpy.asarray(v) for k, v in next(iter(batcher.train_batches(1))).items()}
+  model = train.make_model(cfg.model, num_inputs)
+  out = {}
+  for refeed in (0, 1):
+    tx, _ = optim.from_config(cfg.optim, batcher.num_train_batches)
+    for path in paths:
+      step = jax.jit(train.make_train_step(model, tx, refeed_steps=refeed,
+                                           sparse_input=path == "sparse"))
+      state = train.init_state(model, tx, num_inputs, jax.random.key(0))
+      key = jax.random.key(1)
+      out[f"{path}_refeed{refeed}_s"] = time_call(
+          lambda s: step(s, batch, key)[1], state, repeats=repeats)
+  return out
 
 
 def train_run(cfg, refeed_steps: int, epochs: int) -> dict:
@@ -210,7 +249,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 def report_lines(r: dict) -> list[str]:
   """Human-readable lines of a benchmark result dict."""
   lines = [f"device: {r['device']}  ({r['devices']} device(s), compute dtype "
-           f"{r['compute_dtype']})",
+           f"{r['compute_dtype']}, input path {r['input_path']})",
            f"data: {r['rows']} train rows, {r['entries']} train ratings, width "
            f"{r['num_inputs']}, hidden {r['hidden']}, batch {r['batch_size']} "
            f"({r['steps_per_epoch']} steps/epoch)"]
@@ -233,15 +272,21 @@ def report_lines(r: dict) -> list[str]:
         f"{t['flops']['sparse_aware'] / t['epoch_s'] / peak:.0%} (sparsity-aware); "
         f"valid RMSE after {len(t['valid_rmse_per_epoch'])} epochs "
         f"{t['valid_rmse_per_epoch'][-1]:.4f}")
-  e = r["train"][0]
-  lines.append(f"eval: {e['eval_s']:.3f} s per validation pass ({r['valid_rows']} rows, "
-               f"{r['valid_rows'] / e['eval_s']:.0f} rows/s, "
-               f"{r['eval_flops'] / e['eval_s'] / 1e9:.0f} GFLOP/s); "
-               f"ranking metrics {e['ranking_s']:.3f} s")
+  if r["train"]:
+    e = r["train"][0]
+    lines.append(f"eval: {e['eval_s']:.3f} s per validation pass ({r['valid_rows']} rows, "
+                 f"{r['valid_rows'] / e['eval_s']:.0f} rows/s, "
+                 f"{r['eval_flops'] / e['eval_s'] / 1e9:.0f} GFLOP/s); "
+                 f"ranking metrics {e['ranking_s']:.3f} s")
   k = r["sparse_kernels"]
+  if "step" in r:
+    lines.append("one train step on one batch: " + ", ".join(
+        f"{name[:-2].replace('_', ' ')} {sec * 1e3:.1f} ms" for name, sec in r["step"].items()))
+  native = ("unavailable" if k["native_s"] is None else f"{k['native_s'] * 1e3:.2f} ms")
   lines.append(f"first layer fwd+wgrad on one batch ({k['entries']} entries): dense "
                f"{k['dense_s'] * 1e3:.2f} ms, gather+segment_sum "
-               f"{k['gather_segment_sum_s'] * 1e3:.2f} ms, BCOO {k['bcoo_s'] * 1e3:.2f} ms")
+               f"{k['gather_segment_sum_s'] * 1e3:.2f} ms, BCOO {k['bcoo_s'] * 1e3:.2f} ms, "
+               f"native sparse kernels {native}")
   return lines
 
 
@@ -267,7 +312,8 @@ def main(argv) -> None:
 
   result = {
       "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
-      "compute_dtype": cfg.model.compute_dtype, "num_inputs": batcher.num_cols,
+      "compute_dtype": cfg.model.compute_dtype,
+      "input_path": train.choose_input_path(cfg, train_csr), "num_inputs": batcher.num_cols,
       "hidden": list(hidden), "batch_size": cfg.train.batch_size, "rows": rows,
       "entries": entries, "steps_per_epoch": batcher.num_train_batches,
       "valid_rows": valid_rows,
@@ -282,8 +328,10 @@ def main(argv) -> None:
   result["sparse_kernels"] = sparse_kernels(next(iter(batcher.train_batches(1))),
                                             hidden[0], _REPEATS.value)
   result["eval_flops"] = eval_flops(batcher.num_cols, hidden, rows=valid_rows)
+  if jax.device_count() == 1:
+    result["step"] = step_times(cfg, train_csr, batcher.num_cols, _REPEATS.value)
   result["train"] = []
-  for refeed in map(int, _REFEED.value):
+  for refeed in ([] if _STEPS_ONLY.value else map(int, _REFEED.value)):
     t = train_run(cfg, refeed, _EPOCHS.value)
     t["refeed_steps"] = refeed
     # Padding rows of the last batch are computed too.

@@ -53,6 +53,27 @@ def test_benchmark_runs_end_to_end_and_reports_every_number(tmp_path):
   assert result["batcher"]["batches_per_s"] > 0
   k = result["sparse_kernels"]
   assert k["entries"] > 0 and k["dense_s"] > 0 and k["gather_segment_sum_s"] > 0
-  for needle in ("peak matmul float32", "batcher alone", "train refeed=0",
+  from autorec_jax import sparse_input
+  if sparse_input.available()[0]:
+    assert k["native_s"] > 0
+  else:
+    assert k["native_s"] is None
+  assert result["step"]["dense_refeed0_s"] > 0 and result["step"]["dense_refeed1_s"] > 0
+  for needle in ("one train step on one batch", "peak matmul float32", "batcher alone",
+                 "train refeed=0",
                  "train refeed=1", "eval:", "first layer fwd+wgrad"):
     assert needle in out.stdout
+
+
+def test_steps_only_skips_the_epoch_runs(tmp_path):
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv", num_users=100, num_items=40)
+  out_json = tmp_path / "bench.json"
+  cmd = [sys.executable, "experiments/benchmark.py", "--config=configs/movielens_1m.py:tiny",
+         "--config.data.name=csv", f"--config.data.path={data}", "--steps_only",
+         "--repeats=2", f"--json={out_json}"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out_json.read_text())
+  assert result["train"] == [] and result["step"]["dense_refeed0_s"] > 0
+  assert "train refeed" not in out.stdout and "one train step" in out.stdout

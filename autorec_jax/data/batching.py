@@ -98,10 +98,15 @@ class CSRBatcher:
     seed: shuffling seed; epoch e uses `np.random.default_rng([seed, e])`.
     process_index, process_count: this process's slice of every global batch.
     prefetch: batches prepared ahead on a daemon thread (0: synchronous).
+    entries: train batches also list their stored entries (for the sparse input
+      path, autorec_jax.sparse_input): "entry_row", "entry_col" int32[entry_capacity]
+      (row within the local batch, column; rows ascending; padding repeats the last
+      entry) and "entry_count" int32[1].
   """
 
   def __init__(self, matrix: sp.csr_matrix, batch_size: int, *, seed: int,
-               process_index: int = 0, process_count: int = 1, prefetch: int = 2):
+               process_index: int = 0, process_count: int = 1, prefetch: int = 2,
+               entries: bool = False):
     self._csr = _as_csr("matrix", matrix)
     self.batch_size = _check_int("batch_size", batch_size, 1)
     self.seed = _check_int("seed", seed, 0)
@@ -119,6 +124,10 @@ class CSRBatcher:
     self._indptr = self._csr.indptr.astype(np.int64)
     self.train_rows = np.flatnonzero(np.diff(self._indptr) > 0).astype(np.int64)
     self.num_train_batches = -(-len(self.train_rows) // self.batch_size)
+    self.entries = bool(entries)
+    # The most entries any local batch can hold: its rows' largest counts summed.
+    counts = np.sort(np.diff(self._indptr))[::-1]
+    self.entry_capacity = max(int(counts[:self.local_batch_size].sum()), 1)
 
   def train_batches(self, epoch: int, start_batch: int = 0
                     ) -> Iterator[dict[str, np.ndarray]]:
@@ -134,8 +143,13 @@ class CSRBatcher:
     B, I = self.local_batch_size, self.num_cols
 
     def new_slot():
+      extra = {}
+      if self.entries:
+        extra = {"entry_row": np.zeros((self.entry_capacity,), np.int32),
+                 "entry_col": np.zeros((self.entry_capacity,), np.int32),
+                 "entry_count": np.zeros((1,), np.int32)}
       return _Slot({"x": np.zeros((B, I), np.float32), "mask": np.zeros((B, I), np.float32),
-                    "row_mask": np.zeros((B,), np.float32)})
+                    "row_mask": np.zeros((B,), np.float32), **extra})
 
     def fill(slot, n):
       rows = self._local_rows(order_N, start_batch + n)
@@ -143,6 +157,15 @@ class CSRBatcher:
       self._scatter(slot, "x", self._csr, rows, a["x"], a["mask"])
       a["row_mask"].fill(0.0)
       a["row_mask"][:len(rows)] = 1.0
+      if self.entries:
+        flat = slot.written["x"]  # row-major positions: rows ascend with them
+        k = len(flat)
+        a["entry_row"][:k] = flat // I
+        a["entry_col"][:k] = flat % I
+        if k:
+          a["entry_row"][k:] = a["entry_row"][k - 1]
+          a["entry_col"][k:] = a["entry_col"][k - 1]
+        a["entry_count"][0] = k
 
     return self._pipeline(max(self.num_train_batches - start_batch, 0), new_slot, fill)
 

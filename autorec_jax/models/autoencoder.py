@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from autorec_jax import sparse_input
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "selu": jax.nn.selu,
     "elu": jax.nn.elu,
@@ -95,8 +97,14 @@ class AutoEncoder(nn.Module):
   compute_dtype: str = "float32"
 
   @nn.compact
-  def __call__(self, x_BxI: jax.Array, *, train: bool) -> jax.Array:
-    """Maps rating rows [batch, n] to predicted rows [batch, n]."""
+  def __call__(self, x_BxI: jax.Array, *, train: bool,
+               entries: tuple[jax.Array, jax.Array, jax.Array] | None = None) -> jax.Array:
+    """Maps rating rows [batch, n] to predicted rows [batch, n].
+
+    `entries` = (row_E, col_E, count) lists every nonzero of x_BxI (see
+    autorec_jax.sparse_input): the first layer is then computed from those entries
+    only, in float32, by the native sparse kernels; same result as without.
+    """
     if not self.hidden:
       raise ValueError("AutoEncoder needs at least one hidden layer")
     act = ACTIVATIONS[self.activation]
@@ -112,7 +120,10 @@ class AutoEncoder(nn.Module):
       kernel = self.param(f"enc{i}_kernel", kernel_init, (n_in, n_out))
       bias = self.param(f"enc{i}_bias", nn.initializers.zeros, (n_out,))
       enc_kernels.append(kernel)
-      h = act(matmul(h, kernel) + bias[None, :])
+      if i == 0 and entries is not None:
+        h = act(sparse_input.sparse_input_matmul(h, kernel, *entries) + bias[None, :])
+      else:
+        h = act(matmul(h, kernel) + bias[None, :])
 
     if self.dropout > 0.0:
       h = nn.Dropout(rate=self.dropout, deterministic=not train)(h)

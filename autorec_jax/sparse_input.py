@@ -1,0 +1,184 @@
+"""The first layer of the autoencoder from the observed input entries only (CPU).
+
+A minibatch row holds ~150 ratings of 3,706 items (ML-1M users), so `x @ W` and its
+weight gradient `x^T @ g` do ~25x more work than they need. XLA:CPU's own sparse
+formulations (gather + segment_sum, BCOO) run slower than the dense matmul they would
+replace (experiments/benchmark.py measures both), so this module compiles three small
+native kernels (`kernels/sparse_input.cc`, XLA FFI) on first use with the system C++
+compiler, caches the library, and exposes them as one differentiable op:
+
+  sparse_input_matmul(x_BxI, w_IxH, row_E, col_E, count) == x_BxI @ w_IxH
+
+exact when `x` is zero outside the listed entries (row[e], col[e]), e < count, with
+rows ascending: the batcher lists every stored entry of a batch (`CSRBatcher(...,
+entries=True)`), and noise only changes known entries. Its gradients are the weight
+gradient on the listed rows of W and the input gradient at the listed entries.
+
+Only the first layer is sparse. Computing the output layer only where a loss is (the
+rest of the sparsity-aware FLOP count) was built and measured: its kernels need the
+output kernel transposed to rows, and the two 3706x512 transposes per step (forward
+and gradient) cost more than the matmul FLOPs saved on ML-1M, so it was left out.
+
+`model.input_path` picks the path: `dense`, `sparse`, or `auto` (sparse when the
+kernels build, the platform is CPU with one device, and the input density is below
+`AUTO_MAX_DENSITY`). Where the compiler is missing, `sparse` fails with a clear error
+and `auto` falls back to dense.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import jax
+import jax.numpy as jnp
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels",
+                      "sparse_input.cc")
+TARGETS = {"forward": "AutorecSparseInputForward",
+           "weight_grad": "AutorecSparseInputWeightGrad",
+           "input_grad": "AutorecSparseInputInputGrad"}
+AUTO_MAX_DENSITY = 0.02
+INPUT_PATHS = ("dense", "sparse", "auto")
+# -fopenmp-simd lets the dot products' reductions vectorize (no OpenMP runtime).
+_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", "-w")
+
+
+class KernelUnavailable(RuntimeError):
+  """The native kernels could not be built or loaded here (the message says why)."""
+
+
+def cache_dir() -> str:
+  """Where built libraries are kept: $AUTOREC_CACHE_DIR, else ~/.cache/autorec_jax."""
+  root = os.environ.get("AUTOREC_CACHE_DIR") or os.path.join(
+      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autorec_jax")
+  return os.path.join(root, "kernels")
+
+
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      return next((l for l in f if l.startswith("model name")), platform.processor())
+  except OSError:
+    return platform.processor()
+
+
+def _library_path(compiler: str) -> str:
+  with open(SOURCE, "rb") as f:
+    source = f.read()
+  key = hashlib.sha256(b"\0".join([
+      source, jax.__version__.encode(), compiler.encode(), " ".join(_FLAGS).encode(),
+      platform.machine().encode(), _cpu_model().encode()])).hexdigest()[:16]
+  return os.path.join(cache_dir(), f"sparse_input_{key}.so")
+
+
+def build() -> str:
+  """Compiles the kernels unless a cached build exists; returns the library path."""
+  compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+  if not compiler:
+    raise KernelUnavailable("no C++ compiler found (set CXX or install g++) to build "
+                            "the sparse input kernels; use model.input_path=dense")
+  path = _library_path(compiler)
+  if os.path.exists(path):
+    return path
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
+  os.close(fd)
+  cmd = [compiler, *_FLAGS, f"-I{jax.ffi.include_dir()}", SOURCE, "-o", tmp]
+  try:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+      raise KernelUnavailable(f"building the sparse input kernels failed ({' '.join(cmd)}):"
+                              f" {done.stderr.strip()[-2000:]}")
+    os.replace(tmp, path)  # atomic: concurrent builders each install a complete file
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  return path
+
+
+@functools.cache
+def _register() -> None:
+  if jax.default_backend() != "cpu":
+    raise KernelUnavailable(f"the sparse input kernels run on CPU only, not on "
+                            f"{jax.default_backend()}")
+  library = ctypes.cdll.LoadLibrary(build())
+  for symbol in TARGETS.values():
+    jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(library, symbol)),
+                                platform="cpu")
+
+
+def available() -> tuple[bool, str]:
+  """(True, '') when the kernels can run here, else (False, the reason)."""
+  try:
+    _register()
+  except (KernelUnavailable, OSError) as e:
+    return False, str(e)
+  return True, ""
+
+
+def _call(target: str, shape, *args):
+  return jax.ffi.ffi_call(TARGETS[target], jax.ShapeDtypeStruct(shape, jnp.float32))(*args)
+
+
+@jax.custom_vjp
+def sparse_input_matmul(x_BxI: jax.Array, w_IxH: jax.Array, row_E: jax.Array,
+                        col_E: jax.Array, count: jax.Array) -> jax.Array:
+  """x @ w from the listed entries of x (see the module docstring); float32."""
+  _register()
+  return _call("forward", (x_BxI.shape[0], w_IxH.shape[1]), x_BxI, w_IxH, row_E, col_E,
+               count)
+
+
+def _fwd(x_BxI, w_IxH, row_E, col_E, count):
+  return sparse_input_matmul(x_BxI, w_IxH, row_E, col_E, count), (x_BxI, w_IxH, row_E,
+                                                                  col_E, count)
+
+
+def _bwd(res, g_BxH):
+  x_BxI, w_IxH, row_E, col_E, count = res
+  g_BxH = g_BxH.astype(jnp.float32)
+  dx = _call("input_grad", x_BxI.shape, g_BxH, w_IxH, row_E, col_E, count)
+  dw = _call("weight_grad", w_IxH.shape, x_BxI, g_BxH, row_E, col_E, count)
+  return dx, dw, None, None, None
+
+
+sparse_input_matmul.defvjp(_fwd, _bwd)
+
+
+def resolve(input_path: str, *, density: float, num_devices: int) -> tuple[str, str]:
+  """The path to use for `model.input_path` and why: ('dense'|'sparse', reason).
+
+  Raises KernelUnavailable (or ValueError) when `sparse` is asked for and cannot run.
+  """
+  if input_path not in INPUT_PATHS:
+    raise ValueError(f"model.input_path={input_path!r} must be one of {INPUT_PATHS}")
+  if input_path == "dense":
+    return "dense", "model.input_path=dense"
+  if num_devices != 1:
+    if input_path == "sparse":
+      raise KernelUnavailable(f"model.input_path=sparse needs a single device, not "
+                              f"{num_devices}; use dense")
+    return "dense", f"{num_devices} devices (the sparse kernels run on one)"
+  ok, why = available()
+  if input_path == "sparse":
+    if not ok:
+      raise KernelUnavailable(why)
+    return "sparse", "model.input_path=sparse"
+  if not ok:
+    return "dense", f"sparse kernels unavailable: {why}"
+  if density >= AUTO_MAX_DENSITY:
+    return "dense", f"input density {density:.3f} >= {AUTO_MAX_DENSITY}"
+  return "sparse", f"input density {density:.3f} < {AUTO_MAX_DENSITY}"
+
+
+if __name__ == "__main__":  # python -m autorec_jax.sparse_input: build and report
+  print(build() if available()[0] else available()[1])
+  sys.exit(0 if available()[0] else 1)

@@ -1,0 +1,170 @@
+"""The native sparse first layer: equal to the dense matmul and its gradients, the
+batcher's entry lists, the path choice, and a training run equal to the dense one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+import pytest
+import scipy.sparse as sp
+
+from autorec_jax import config_checks, sparse_input, train
+from autorec_jax.data.batching import CSRBatcher
+from autorec_jax.models.autoencoder import AutoEncoder
+from configs import movielens_1m
+from tests import conftest, synthetic
+
+
+def _sparse_batch(rng, rows=9, cols=40, density=0.2, capacity=200):
+  x = np.where(rng.random((rows, cols)) < density,
+               rng.normal(size=(rows, cols)), 0.0).astype(np.float32)
+  x[3] = 0.0  # an empty row
+  r, c = np.nonzero(x)
+  pad = capacity - len(r)
+  row = np.concatenate([r, np.full(pad, r[-1])]).astype(np.int32)
+  col = np.concatenate([c, np.full(pad, c[-1])]).astype(np.int32)
+  return jnp.asarray(x), (jnp.asarray(row), jnp.asarray(col),
+                          jnp.asarray([len(r)], jnp.int32))
+
+
+def _needs_kernels():
+  ok, why = sparse_input.available()
+  if not ok and "no C++ compiler" in why:
+    pytest.skip(why)  # the sparse path is optional; without a compiler it is refused
+  assert ok, why
+
+
+@pytest.fixture(autouse=True)
+def kernels(request):
+  if request.node.name != "test_a_missing_compiler_is_a_clear_error":
+    _needs_kernels()
+
+
+def test_forward_and_gradients_equal_the_dense_matmul():
+  rng = np.random.default_rng(0)
+  x, entries = _sparse_batch(rng)
+  w = jnp.asarray(rng.normal(size=(40, 16)), jnp.float32)
+  cot = jnp.asarray(rng.normal(size=(9, 16)), jnp.float32)
+  np.testing.assert_allclose(sparse_input.sparse_input_matmul(x, w, *entries), x @ w,
+                             rtol=1e-5, atol=1e-5)
+
+  def loss(f):
+    return lambda x, w: jnp.vdot(jnp.tanh(f(x, w)), cot)
+
+  sparse = jax.jit(jax.grad(loss(lambda x, w: sparse_input.sparse_input_matmul(
+      x, w, *entries)), argnums=(0, 1)))(x, w)
+  dense = jax.grad(loss(lambda x, w: x @ w), argnums=(0, 1))(x, w)
+  np.testing.assert_allclose(sparse[1], dense[1], rtol=1e-5, atol=1e-5)
+  known = np.asarray(x) != 0
+  np.testing.assert_allclose(np.asarray(sparse[0])[known], np.asarray(dense[0])[known],
+                             rtol=1e-5, atol=1e-5)
+  assert np.all(np.asarray(sparse[0])[~known] == 0.0)  # the gradient lives on entries
+
+
+def test_many_entries_use_threads_and_stay_exact():
+  rng = np.random.default_rng(1)
+  x, entries = _sparse_batch(rng, rows=64, cols=900, density=0.3, capacity=20000)
+  assert int(entries[2][0]) > 8192  # above the kernels' threading threshold
+  w = jnp.asarray(rng.normal(size=(900, 32)), jnp.float32)
+  g = jnp.asarray(rng.normal(size=(64, 32)), jnp.float32)
+  np.testing.assert_allclose(sparse_input.sparse_input_matmul(x, w, *entries), x @ w,
+                             rtol=1e-4, atol=1e-4)
+  _, vjp = jax.vjp(lambda w: sparse_input.sparse_input_matmul(x, w, *entries), w)
+  np.testing.assert_allclose(vjp(g)[0], x.T @ g, rtol=1e-4, atol=1e-4)
+
+
+def test_a_count_beyond_the_capacity_is_an_error_not_a_wild_read():
+  rng = np.random.default_rng(2)
+  x, (row, col, _) = _sparse_batch(rng)
+  w = jnp.ones((40, 4), jnp.float32)
+  with pytest.raises(Exception, match="entry count outside"):
+    jax.block_until_ready(sparse_input.sparse_input_matmul(
+        x, w, row, col, jnp.asarray([10_000], jnp.int32)))
+
+
+def test_model_with_entries_equals_the_dense_model():
+  rng = np.random.default_rng(3)
+  x, entries = _sparse_batch(rng)
+  model = AutoEncoder(hidden=(8, 4), activation="selu")
+  params = model.init(jax.random.key(0), x, train=False)["params"]
+  np.testing.assert_allclose(model.apply({"params": params}, x, train=False, entries=entries),
+                             model.apply({"params": params}, x, train=False),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_batcher_lists_every_stored_entry_of_each_batch():
+  rng = np.random.default_rng(4)
+  dense = np.where(rng.random((50, 30)) < 0.2, rng.integers(1, 6, (50, 30)), 0)
+  dense[7, 4] = 0
+  r, c = np.nonzero(dense)
+  r, c = np.append(r, 7), np.append(c, 4)  # a stored zero rating is an entry too
+  matrix = sp.csr_matrix((dense[r, c].astype(np.float32), (r, c)), shape=dense.shape)
+  batcher = CSRBatcher(matrix, 8, seed=0, prefetch=0, entries=True)
+  assert batcher.entry_capacity == np.sort(matrix.getnnz(axis=1))[::-1][:8].sum()
+  for batch in batcher.train_batches(1):
+    k = int(batch["entry_count"][0])
+    row, col = batch["entry_row"][:k], batch["entry_col"][:k]
+    np.testing.assert_array_equal(np.nonzero(batch["mask"]), (row, col))
+    assert np.all(np.diff(row) >= 0)
+    assert batch["entry_row"].shape == (batcher.entry_capacity,)
+
+
+def test_resolve_picks_by_density_and_devices():
+  assert sparse_input.resolve("dense", density=0.01, num_devices=1)[0] == "dense"
+  assert sparse_input.resolve("auto", density=0.01, num_devices=1)[0] == "sparse"
+  assert sparse_input.resolve("auto", density=0.04, num_devices=1)[0] == "dense"
+  assert sparse_input.resolve("auto", density=0.01, num_devices=8)[0] == "dense"
+  with pytest.raises(sparse_input.KernelUnavailable, match="single device"):
+    sparse_input.resolve("sparse", density=0.04, num_devices=8)
+  with pytest.raises(ValueError, match="input_path"):
+    sparse_input.resolve("fast", density=0.04, num_devices=1)
+
+
+def test_a_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
+  monkeypatch.setenv("AUTOREC_CACHE_DIR", str(tmp_path))
+  monkeypatch.setenv("CXX", "")
+  monkeypatch.setattr(sparse_input.shutil, "which", lambda name: None)
+  with pytest.raises(sparse_input.KernelUnavailable, match="no C.. compiler"):
+    sparse_input.build()
+
+
+def test_sparse_training_equals_dense_training(tmp_path):
+  # One device (the tests' default is 8 fake ones): `main` in subprocesses.
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv", num_users=200, num_items=80,
+                                     density=0.1)
+  for refeed in (0, 1):
+    _same_results_dense_and_sparse(tmp_path / f"refeed{refeed}", data, refeed)
+
+
+def _same_results_dense_and_sparse(tmp_path, data, refeed):
+  results = {}
+  for path in ("dense", "sparse"):
+    cmd = [sys.executable, "-m", "autorec_jax.main", "--config=configs/movielens_1m.py:tiny",
+           f"--workdir={tmp_path / path}", "--config.data.name=csv",
+           f"--config.data.path={data}", "--config.model.orientation=user",
+           f"--config.model.input_path={path}", "--config.train.num_epochs=3",
+           f"--config.train.refeed_steps={refeed}",
+           # noise keeps the input inside the entry lists; alpha != beta weighs them
+           "--config.noise.masking=0.2", "--config.loss.alpha=1.5"]
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(cmd, cwd=conftest.REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"input path: {path}" in out.stderr
+    results[path] = json.loads((tmp_path / path / "results.json").read_text())
+  for key in ("test/rmse", "valid/rmse"):
+    assert results["sparse"][key] == pytest.approx(results["dense"][key], rel=1e-4), key
+
+
+def test_sparse_with_several_devices_is_a_config_error(tmp_path):
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
+  cfg = movielens_1m.get_config("tiny")
+  cfg.data.name, cfg.data.path = "csv", str(data)
+  cfg.model.input_path = "sparse"
+  with pytest.raises(config_checks.ConfigError, match="single device"):
+    train.train_and_evaluate(cfg, str(tmp_path / "run"))
+
