@@ -139,11 +139,7 @@ def train_stacked(cfg, workdir: str) -> dict:
   train.check_workdir(cfg, workdir)
   train.write_config(cfg, workdir)
   data = train.load_data(cfg)
-  orientation = cfg.model.orientation
-  pre = preprocess.Preprocessor.fit(
-      data.train, orientation=orientation, scale=cfg.preprocess.scale,
-      rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
-  x_csr = pre.transform(data.train).to_csr(orientation)
+  _, x_csr = train.model_inputs(cfg, data)
   h1, h2 = train.hidden_widths(cfg.model, x_csr.shape[1])
 
   outer_dir = os.path.join(workdir, "stage1_outer")

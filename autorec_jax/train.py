@@ -131,6 +131,15 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
   return train_step
 
 
+def model_inputs(cfg, data: "RunData"):
+  """(Preprocessor fitted on train, the train part in model units as a CSR matrix
+  with a row per example of `model.orientation`)."""
+  pre = preprocess.Preprocessor.fit(
+      data.train, orientation=cfg.model.orientation, scale=cfg.preprocess.scale,
+      rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
+  return pre, pre.transform(data.train).to_csr(cfg.model.orientation)
+
+
 def choose_input_path(cfg, train_csr) -> str:
   """'dense' or 'sparse' for `model.input_path` on this run's data and devices."""
   density = train_csr.nnz / max(train_csr.shape[0] * train_csr.shape[1], 1)
@@ -260,10 +269,7 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   parallel.check_batch_size(cfg.train.batch_size)
   parallel.check_batch_size(cfg.eval.batch_size, "eval.batch_size")
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
-  pre = preprocess.Preprocessor.fit(
-      data.train, orientation=orientation, scale=cfg.preprocess.scale,
-      rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
-  train_csr = pre.transform(data.train).to_csr(orientation)
+  pre, train_csr = model_inputs(cfg, data)
   input_path = choose_input_path(cfg, train_csr)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed,
                        process_index=jax.process_index(),

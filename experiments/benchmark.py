@@ -293,7 +293,7 @@ def report_lines(r: dict) -> list[str]:
 def main(argv) -> None:
   del argv
   import jax  # pylint: disable=import-outside-toplevel
-  from autorec_jax import config_checks, preprocess, train  # pylint: disable=import-outside-toplevel
+  from autorec_jax import config_checks, train  # pylint: disable=import-outside-toplevel
   from autorec_jax.data.batching import CSRBatcher  # pylint: disable=import-outside-toplevel
 
   logging.set_verbosity(logging.WARNING)
@@ -301,10 +301,7 @@ def main(argv) -> None:
   config_checks.validate(cfg)
   data = train.load_data(cfg)
   orientation = cfg.model.orientation
-  pre = preprocess.Preprocessor.fit(
-      data.train, orientation=orientation, scale=cfg.preprocess.scale,
-      rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
-  train_csr = pre.transform(data.train).to_csr(orientation)
+  _, train_csr = train.model_inputs(cfg, data)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed, prefetch=0)
   hidden = train.hidden_widths(cfg.model, batcher.num_cols)
   rows, entries = len(batcher.train_rows), int(train_csr.nnz)

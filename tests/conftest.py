@@ -32,6 +32,18 @@ def require_data(relative: str) -> pathlib.Path:
   return path
 
 
+def parse_config_flags(argv):
+  """The config a command's --config flags give, parsed as autorec_jax.main does."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+  argv = ["prog"] + [a for a in argv if a.startswith("--config")]
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True,
+                                  sys_argv=argv)
+  fv(argv)
+  return fv.config
+
+
 @pytest.fixture
 def ml1m_path() -> pathlib.Path:
   return require_data("movielens-1m/ratings_no_timestamps.csv.gz")

@@ -9,8 +9,6 @@ import math
 import os
 
 import pytest
-from absl import flags
-from ml_collections import config_flags
 
 from autorec_jax import config_checks
 from experiments import deeprec_sweeps as ds
@@ -28,14 +26,7 @@ def _merged(sweep, name, epochs=3):
   return ds.point_overrides(ds.SWEEPS[sweep], _point(sweep, name), epochs)
 
 
-def _parse(argv):
-  """Parses a point's --config flags the way autorec_jax.main does."""
-  argv = ["prog"] + [a for a in argv if a.startswith("--config")]
-  fv = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True,
-                                  sys_argv=argv)
-  fv(argv)
-  return fv.config
+_parse = conftest.parse_config_flags
 
 
 def _fake_run(workdir, valid, *, train=None, finished=True, params=1234, error=None):

@@ -12,8 +12,6 @@ import subprocess
 import sys
 
 import pytest
-from absl import flags
-from ml_collections import config_flags
 
 from autorec_jax import config_checks, train
 from configs import strub_mary_2015 as sm_config
@@ -114,14 +112,7 @@ def test_tiny_variant_runs_all_stages_through_main_then_gives_buckets(tmp_path):
 # --- the experiment script --------------------------------------------------------------
 
 
-def _parse(argv):
-  """Parses --config flags of a command the way autorec_jax.main does."""
-  argv = ["prog"] + [a for a in argv if a.startswith("--config")]
-  fv = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True,
-                                  sys_argv=argv)
-  fv(argv)
-  return fv.config
+_parse = conftest.parse_config_flags
 
 
 def _all_models():
