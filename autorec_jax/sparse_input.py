@@ -14,15 +14,17 @@ rows ascending: the batcher lists every stored entry of a batch (`CSRBatcher(...
 entries=True)`), and noise only changes known entries. Its gradients are the weight
 gradient on the listed rows of W and the input gradient at the listed entries.
 
+`model.input_path=sparse` selects it (one CPU device; a clear error where the
+compiler is missing); `dense` is the default. There is no automatic choice: on the
+2-core CPU measured here (README, Speed) the kernels run the first layer 2x faster
+than the dense products, but whole training steps were no faster (ML-1M and a
+Netflix-full-shaped set, within run-to-run noise), since the step's time goes to the
+middle layers and to parameter-sized memory traffic (gradients, optimizer).
+
 Only the first layer is sparse. Computing the output layer only where a loss is (the
 rest of the sparsity-aware FLOP count) was built and measured: its kernels need the
 output kernel transposed to rows, and the two 3706x512 transposes per step (forward
 and gradient) cost more than the matmul FLOPs saved on ML-1M, so it was left out.
-
-`model.input_path` picks the path: `dense`, `sparse`, or `auto` (sparse when the
-kernels build, the platform is CPU with one device, and the input density is below
-`AUTO_MAX_DENSITY`). Where the compiler is missing, `sparse` fails with a clear error
-and `auto` falls back to dense.
 """
 
 from __future__ import annotations
@@ -45,8 +47,7 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels",
 TARGETS = {"forward": "AutorecSparseInputForward",
            "weight_grad": "AutorecSparseInputWeightGrad",
            "input_grad": "AutorecSparseInputInputGrad"}
-AUTO_MAX_DENSITY = 0.02
-INPUT_PATHS = ("dense", "sparse", "auto")
+INPUT_PATHS = ("dense", "sparse")
 # -fopenmp-simd lets the dot products' reductions vectorize (no OpenMP runtime).
 _FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", "-w")
 
@@ -153,30 +154,19 @@ def _bwd(res, g_BxH):
 sparse_input_matmul.defvjp(_fwd, _bwd)
 
 
-def resolve(input_path: str, *, density: float, num_devices: int) -> tuple[str, str]:
-  """The path to use for `model.input_path` and why: ('dense'|'sparse', reason).
-
-  Raises KernelUnavailable (or ValueError) when `sparse` is asked for and cannot run.
-  """
+def resolve(input_path: str, *, num_devices: int) -> str:
+  """The path to train with for `model.input_path`; raises KernelUnavailable (or
+  ValueError) when `sparse` is asked for and cannot run here."""
   if input_path not in INPUT_PATHS:
     raise ValueError(f"model.input_path={input_path!r} must be one of {INPUT_PATHS}")
-  if input_path == "dense":
-    return "dense", "model.input_path=dense"
-  if num_devices != 1:
-    if input_path == "sparse":
+  if input_path == "sparse":
+    if num_devices != 1:
       raise KernelUnavailable(f"model.input_path=sparse needs a single device, not "
                               f"{num_devices}; use dense")
-    return "dense", f"{num_devices} devices (the sparse kernels run on one)"
-  ok, why = available()
-  if input_path == "sparse":
+    ok, why = available()
     if not ok:
       raise KernelUnavailable(why)
-    return "sparse", "model.input_path=sparse"
-  if not ok:
-    return "dense", f"sparse kernels unavailable: {why}"
-  if density >= AUTO_MAX_DENSITY:
-    return "dense", f"input density {density:.3f} >= {AUTO_MAX_DENSITY}"
-  return "sparse", f"input density {density:.3f} < {AUTO_MAX_DENSITY}"
+  return input_path
 
 
 if __name__ == "__main__":  # python -m autorec_jax.sparse_input: build and report

@@ -140,15 +140,14 @@ def model_inputs(cfg, data: "RunData"):
   return pre, pre.transform(data.train).to_csr(cfg.model.orientation)
 
 
-def choose_input_path(cfg, train_csr) -> str:
-  """'dense' or 'sparse' for `model.input_path` on this run's data and devices."""
-  density = train_csr.nnz / max(train_csr.shape[0] * train_csr.shape[1], 1)
+def choose_input_path(cfg) -> str:
+  """'dense' or 'sparse' (`model.input_path`), checked against this run's devices."""
   try:
-    path, why = sparse_input.resolve(cfg.model.get("input_path", "dense"),
-                                     density=density, num_devices=jax.device_count())
+    path = sparse_input.resolve(cfg.model.get("input_path", "dense"),
+                                num_devices=jax.device_count())
   except sparse_input.KernelUnavailable as e:
     raise config_checks.ConfigError(str(e)) from e
-  logging.info("input path: %s (%s)", path, why)
+  logging.info("input path: %s", path)
   return path
 
 
@@ -270,7 +269,7 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   parallel.check_batch_size(cfg.eval.batch_size, "eval.batch_size")
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
   pre, train_csr = model_inputs(cfg, data)
-  input_path = choose_input_path(cfg, train_csr)
+  input_path = choose_input_path(cfg)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed,
                        process_index=jax.process_index(),
                        process_count=jax.process_count(), prefetch=cfg.train.prefetch,

@@ -113,15 +113,13 @@ def test_batcher_lists_every_stored_entry_of_each_batch():
     assert batch["entry_row"].shape == (batcher.entry_capacity,)
 
 
-def test_resolve_picks_by_density_and_devices():
-  assert sparse_input.resolve("dense", density=0.01, num_devices=1)[0] == "dense"
-  assert sparse_input.resolve("auto", density=0.01, num_devices=1)[0] == "sparse"
-  assert sparse_input.resolve("auto", density=0.04, num_devices=1)[0] == "dense"
-  assert sparse_input.resolve("auto", density=0.01, num_devices=8)[0] == "dense"
+def test_resolve_checks_the_path_and_the_devices():
+  assert sparse_input.resolve("dense", num_devices=8) == "dense"
+  assert sparse_input.resolve("sparse", num_devices=1) == "sparse"
   with pytest.raises(sparse_input.KernelUnavailable, match="single device"):
-    sparse_input.resolve("sparse", density=0.04, num_devices=8)
+    sparse_input.resolve("sparse", num_devices=8)
   with pytest.raises(ValueError, match="input_path"):
-    sparse_input.resolve("fast", density=0.04, num_devices=1)
+    sparse_input.resolve("auto", num_devices=1)
 
 
 def test_a_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
