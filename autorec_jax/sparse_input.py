@@ -89,8 +89,13 @@ def build() -> str:
   path = _library_path(compiler)
   if os.path.exists(path):
     return path
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
+  except OSError as e:
+    raise KernelUnavailable(f"cannot write the sparse input kernels to "
+                            f"{os.path.dirname(path)} ({e.strerror}); set "
+                            "AUTOREC_CACHE_DIR to a writable folder") from e
   os.close(fd)
   cmd = [compiler, *_FLAGS, f"-I{jax.ffi.include_dir()}", SOURCE, "-o", tmp]
   try:

@@ -40,7 +40,8 @@ def _needs_kernels():
 
 @pytest.fixture(autouse=True)
 def kernels(request):
-  if request.node.name != "test_a_missing_compiler_is_a_clear_error":
+  if request.node.name not in ("test_a_missing_compiler_is_a_clear_error",
+                               "test_an_unwritable_cache_is_a_clear_error"):
     _needs_kernels()
 
 
@@ -127,6 +128,15 @@ def test_a_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
   monkeypatch.setenv("CXX", "")
   monkeypatch.setattr(sparse_input.shutil, "which", lambda name: None)
   with pytest.raises(sparse_input.KernelUnavailable, match="no C.. compiler"):
+    sparse_input.build()
+
+
+def test_an_unwritable_cache_is_a_clear_error(monkeypatch, tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("")
+  monkeypatch.setenv("AUTOREC_CACHE_DIR", str(blocker / "sub"))  # below a file
+  monkeypatch.setenv("CXX", "never-run-c++")  # fails before compiling
+  with pytest.raises(sparse_input.KernelUnavailable, match="AUTOREC_CACHE_DIR"):
     sparse_input.build()
 
 
