@@ -114,13 +114,18 @@ using F32 = ffi::Buffer<ffi::F32>;
 using S32 = ffi::Buffer<ffi::S32>;
 using Out = ffi::ResultBuffer<ffi::F32>;
 
+// The input value of entry k: x[row[k], col[k]] of a dense [B, I] batch.
+struct InputValue {
+  const float* x;
+  int64_t width;
+  const Entries* en;
+  float operator()(int32_t k) const { return x[int64_t{en->row[k]} * width + en->col[k]]; }
+};
+
 ffi::Error SparseInputForward(F32 x, F32 w, S32 row, S32 col, S32 count, Out out) {
   auto en = GetEntries(row, col, count);
   if (en.has_error()) return en.error();
-  const int64_t I = x.dimensions()[1];
-  const float* X = x.typed_data();
-  const Entries& e = en.value();
-  AccumulateByRow(e, [&](int32_t k) { return X[int64_t{e.row[k]} * I + e.col[k]]; },
+  AccumulateByRow(en.value(), InputValue{x.typed_data(), x.dimensions()[1], &en.value()},
                   w.typed_data(), w.dimensions()[1], x.dimensions()[0], out->typed_data());
   return ffi::Error::Success();
 }
@@ -128,11 +133,8 @@ ffi::Error SparseInputForward(F32 x, F32 w, S32 row, S32 col, S32 count, Out out
 ffi::Error SparseInputWeightGrad(F32 x, F32 g, S32 row, S32 col, S32 count, Out out) {
   auto en = GetEntries(row, col, count);
   if (en.has_error()) return en.error();
-  const int64_t I = x.dimensions()[1];
-  const float* X = x.typed_data();
-  const Entries& e = en.value();
-  AccumulateByCol(e, [&](int32_t k) { return X[int64_t{e.row[k]} * I + e.col[k]]; },
-                  g.typed_data(), g.dimensions()[1], I, out->typed_data());
+  AccumulateByCol(en.value(), InputValue{x.typed_data(), x.dimensions()[1], &en.value()},
+                  g.typed_data(), g.dimensions()[1], x.dimensions()[1], out->typed_data());
   return ffi::Error::Success();
 }
 
