@@ -18,7 +18,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from autorec_jax import baselines, config_checks, metrics, parallel, stacked, train
+from autorec_jax import (baselines, config_checks, host_memory, metrics, parallel, stacked,
+                         train)
 from autorec_jax.data.errors import DataError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -37,6 +38,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  host_memory.tune_malloc()  # before JAX's threads start allocating
   metrics.quiet_library_logs()
   # Must precede every other JAX call (importing JAX is fine, computing is not).
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,

@@ -15,16 +15,20 @@ entries=True)`), and noise only changes known entries. Its gradients are the wei
 gradient on the listed rows of W and the input gradient at the listed entries.
 
 `model.input_path=sparse` selects it (one CPU device; a clear error where the
-compiler is missing); `dense` is the default. There is no automatic choice: on the
-2-core CPU measured here (README, Speed) the kernels run the first layer 2x faster
-than the dense products, but whole training steps were no faster (ML-1M and a
-Netflix-full-shaped set, within run-to-run noise), since the step's time goes to the
-middle layers and to parameter-sized memory traffic (gradients, optimizer).
+compiler is missing); `dense` is the default. There is no automatic choice. On the
+2-core CPU measured here (README, Speed) the kernels run ML-1M's first layer 5-6x
+faster than the dense products (1.2-1.5 ms against 6.9-7.4), and whole ML-1M epochs
+~10% faster (float32 1.18 s against 1.31, bfloat16 0.93 against 1.05); on a
+Netflix-full-shaped set steps were no faster (measured before the malloc tuning of
+autorec_jax/host_memory.py), since the step's time goes to the middle layers and to
+parameter-sized memory traffic (gradients, optimizer).
 
 Only the first layer is sparse. Computing the output layer only where a loss is (the
 rest of the sparsity-aware FLOP count) was built and measured: its kernels need the
 output kernel transposed to rows, and the two 3706x512 transposes per step (forward
 and gradient) cost more than the matmul FLOPs saved on ML-1M, so it was left out.
+That was measured before the malloc tuning, when every fresh 7.6 MB buffer such as a
+transpose's page-faulted in; it is the next thing to re-measure.
 """
 
 from __future__ import annotations

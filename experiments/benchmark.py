@@ -249,7 +249,8 @@ def _fmt(x: float, digits: int = 3) -> str:
 def report_lines(r: dict) -> list[str]:
   """Human-readable lines of a benchmark result dict."""
   lines = [f"device: {r['device']}  ({r['devices']} device(s), compute dtype "
-           f"{r['compute_dtype']}, input path {r['input_path']})",
+           f"{r['compute_dtype']}, input path {r['input_path']}, malloc tuning "
+           f"{'on' if r.get('malloc_tuned') else 'off'})",
            f"data: {r['rows']} train rows, {r['entries']} train ratings, width "
            f"{r['num_inputs']}, hidden {r['hidden']}, batch {r['batch_size']} "
            f"({r['steps_per_epoch']} steps/epoch)"]
@@ -292,6 +293,8 @@ def report_lines(r: dict) -> list[str]:
 
 def main(argv) -> None:
   del argv
+  from autorec_jax import host_memory  # pylint: disable=import-outside-toplevel
+  malloc_tuned = host_memory.tune_malloc()  # as autorec_jax.main does
   import jax  # pylint: disable=import-outside-toplevel
   from autorec_jax import config_checks, train  # pylint: disable=import-outside-toplevel
   from autorec_jax.data.batching import CSRBatcher  # pylint: disable=import-outside-toplevel
@@ -313,7 +316,7 @@ def main(argv) -> None:
       "input_path": train.choose_input_path(cfg), "num_inputs": batcher.num_cols,
       "hidden": list(hidden), "batch_size": cfg.train.batch_size, "rows": rows,
       "entries": entries, "steps_per_epoch": batcher.num_train_batches,
-      "valid_rows": valid_rows,
+      "valid_rows": valid_rows, "malloc_tuned": malloc_tuned,
   }
   b = cfg.train.batch_size
   widest = max(hidden)
