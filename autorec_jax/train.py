@@ -140,14 +140,18 @@ def model_inputs(cfg, data: "RunData"):
   return pre, pre.transform(data.train).to_csr(cfg.model.orientation)
 
 
-def choose_input_path(cfg) -> str:
-  """'dense' or 'sparse' (`model.input_path`), checked against this run's devices."""
+def choose_input_path(cfg, train_csr: Any = None) -> str:
+  """'dense' or 'sparse' for `model.input_path`, checked against this run's devices
+  (`auto` also looks at the density of `train_csr`)."""
+  density = None
+  if train_csr is not None and train_csr.shape[0] * train_csr.shape[1]:
+    density = train_csr.nnz / (train_csr.shape[0] * train_csr.shape[1])
   try:
-    path = sparse_input.resolve(cfg.model.get("input_path", "dense"),
-                                num_devices=jax.device_count())
+    path, why = sparse_input.resolve(cfg.model.get("input_path", "dense"),
+                                     num_devices=jax.device_count(), density=density)
   except sparse_input.KernelUnavailable as e:
     raise config_checks.ConfigError(str(e)) from e
-  logging.info("input path: %s", path)
+  logging.info("input path: %s (%s)", path, why)
   return path
 
 
@@ -269,7 +273,7 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   parallel.check_batch_size(cfg.eval.batch_size, "eval.batch_size")
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
   pre, train_csr = model_inputs(cfg, data)
-  input_path = choose_input_path(cfg)
+  input_path = choose_input_path(cfg, train_csr)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed,
                        process_index=jax.process_index(),
                        process_count=jax.process_count(), prefetch=cfg.train.prefetch,

@@ -313,7 +313,7 @@ def main(argv) -> None:
   result = {
       "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
       "compute_dtype": cfg.model.compute_dtype,
-      "input_path": train.choose_input_path(cfg), "num_inputs": batcher.num_cols,
+      "input_path": train.choose_input_path(cfg, train_csr), "num_inputs": batcher.num_cols,
       "hidden": list(hidden), "batch_size": cfg.train.batch_size, "rows": rows,
       "entries": entries, "steps_per_epoch": batcher.num_train_batches,
       "valid_rows": valid_rows, "malloc_tuned": malloc_tuned,

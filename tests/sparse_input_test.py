@@ -115,12 +115,29 @@ def test_batcher_lists_every_stored_entry_of_each_batch():
 
 
 def test_resolve_checks_the_path_and_the_devices():
-  assert sparse_input.resolve("dense", num_devices=8) == "dense"
-  assert sparse_input.resolve("sparse", num_devices=1) == "sparse"
+  assert sparse_input.resolve("dense", num_devices=8)[0] == "dense"
+  assert sparse_input.resolve("sparse", num_devices=1)[0] == "sparse"
   with pytest.raises(sparse_input.KernelUnavailable, match="single device"):
     sparse_input.resolve("sparse", num_devices=8)
   with pytest.raises(ValueError, match="input_path"):
-    sparse_input.resolve("auto", num_devices=1)
+    sparse_input.resolve("fast", num_devices=1)
+
+
+def test_auto_takes_the_sparse_path_only_for_sparse_data_on_one_device():
+  limit = sparse_input.AUTO_MAX_DENSITY
+  assert sparse_input.resolve("auto", num_devices=1, density=0.04)[0] == "sparse"
+  assert sparse_input.resolve("auto", num_devices=1, density=limit)[0] == "sparse"
+  path, why = sparse_input.resolve("auto", num_devices=1, density=limit * 1.01)
+  assert path == "dense" and "density" in why
+  path, why = sparse_input.resolve("auto", num_devices=8, density=0.04)
+  assert path == "dense" and "8 devices" in why
+  assert sparse_input.resolve("auto", num_devices=1, density=None)[0] == "dense"
+
+
+def test_auto_without_a_compiler_falls_back_to_dense(monkeypatch):
+  monkeypatch.setattr(sparse_input, "available", lambda: (False, "no C++ compiler found"))
+  path, why = sparse_input.resolve("auto", num_devices=1, density=0.01)
+  assert path == "dense" and "no C++ compiler" in why
 
 
 def test_a_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
@@ -150,7 +167,7 @@ def test_sparse_training_equals_dense_training(tmp_path):
 
 def _same_results_dense_and_sparse(tmp_path, data, refeed):
   results = {}
-  for path in ("dense", "sparse"):
+  for path in ("dense", "sparse", "auto"):
     cmd = [sys.executable, "-m", "autorec_jax.main", "--config=configs/movielens_1m.py:tiny",
            f"--workdir={tmp_path / path}", "--config.data.name=csv",
            f"--config.data.path={data}", "--config.model.orientation=user",
@@ -162,10 +179,12 @@ def _same_results_dense_and_sparse(tmp_path, data, refeed):
     out = subprocess.run(cmd, cwd=conftest.REPO, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"input path: {path}" in out.stderr
+    # the train part is ~8% full (10% sampled, less the held-out parts): auto is sparse
+    assert f"input path: {'sparse' if path == 'auto' else path} (" in out.stderr
     results[path] = json.loads((tmp_path / path / "results.json").read_text())
   for key in ("test/rmse", "valid/rmse"):
     assert results["sparse"][key] == pytest.approx(results["dense"][key], rel=1e-4), key
+    assert results["auto"][key] == results["sparse"][key], key
 
 
 def test_sparse_with_several_devices_is_a_config_error(tmp_path):
