@@ -192,8 +192,10 @@ def resolve(input_path: str, *, num_devices: int, density: float | None = None
     return "dense", "asked for"
   if num_devices != 1:
     return "dense", f"auto: {num_devices} devices (the kernels run on one)"
-  if density is None or density > AUTO_MAX_DENSITY:
-    return "dense", f"auto: density {density} above {AUTO_MAX_DENSITY}"
+  if density is None:
+    return "dense", "auto: density unknown"
+  if density > AUTO_MAX_DENSITY:
+    return "dense", f"auto: density {density:.4f} above {AUTO_MAX_DENSITY}"
   ok, why = available()
   if not ok:
     return "dense", f"auto: {why}"
