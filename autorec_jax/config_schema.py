@@ -35,11 +35,12 @@ Fields:
   model.dropout: drop probability on the code layer.
   model.tied: constrained decoder (transposed encoder kernels).
   model.kernel_init: xavier | fan_in.
-  model.input_path: dense | sparse | auto: how training computes the first layer:
+  model.input_path: auto | dense | sparse: how training computes the first layer:
     dense matmuls, or native CPU kernels over the observed entries only
-    (autorec_jax/sparse_input.py; one device; built with the system C++ compiler on
-    first use; same results; see README Speed for when it pays); auto is sparse
-    where the kernels can run and at most 10% of the train matrix is stored.
+    (autorec_jax/sparse_input.py; one CPU device; built with the system C++ compiler
+    on first use; same results to float tolerance; README Speed has the timings).
+    auto (default) is sparse where the kernels can run and at most 10% of the train
+    matrix is stored, else dense.
   model.compute_dtype: float32 | bfloat16: operand type of the layers' matrix
     products (float32 accumulation; parameters, optimizer, loss stay float32).
     bfloat16 halves the products' memory traffic on GPUs/TPUs and CPUs with bf16
@@ -131,7 +132,7 @@ def base_config() -> config_dict.ConfigDict:
   cfg.model.tied = False
   cfg.model.kernel_init = "xavier"
   cfg.model.compute_dtype = "float32"
-  cfg.model.input_path = "dense"
+  cfg.model.input_path = "auto"
   cfg.model.kind = "autoencoder"
   cfg.model.rank = 15
   cfg.model.reg = 0.02

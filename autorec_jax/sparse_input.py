@@ -15,13 +15,12 @@ entries=True)`), and noise only changes known entries. Its gradients are the wei
 gradient on the listed rows of W and the input gradient at the listed entries.
 
 `model.input_path=sparse` selects it (one CPU device; a clear error where the
-compiler is missing); `auto` selects it where it can run and the train matrix is at
-most AUTO_MAX_DENSITY full, else dense; `dense` is the default. On the
-2-core CPU measured here (README, Speed) the kernels run ML-1M's first layer 5-6x
-faster than the dense products (1.2-1.5 ms against 6.9-7.4), and whole ML-1M epochs
-~10% faster (float32 1.18 s against 1.31, bfloat16 0.93 against 1.05); on a
-Netflix-full-shaped set steps were no faster (measured before the malloc tuning of
-autorec_jax/host_memory.py), since the step's time goes to the middle layers and to
+compiler is missing); `auto`, the default, selects it where it can run and the train
+matrix is at most AUTO_MAX_DENSITY full, else dense. On the 2-core CPU measured here
+(README, Speed) the kernels run ML-1M's first layer 5-6x faster than the dense
+products (1.2-1.5 ms against 6.9-7.4), whole ML-1M epochs 10-15% faster (float32 1.18
+s against 1.31, bfloat16 0.93 against 1.05), and Netflix-full-shaped steps 10-28%
+faster (77-87 ms against 94-108); the rest of a step is the middle layers and
 parameter-sized memory traffic (gradients, optimizer).
 
 Only the first layer is sparse. Computing the output layer only where a loss is (the
@@ -53,8 +52,8 @@ TARGETS = {"forward": "AutorecSparseInputForward",
            "weight_grad": "AutorecSparseInputWeightGrad",
            "input_grad": "AutorecSparseInputInputGrad"}
 INPUT_PATHS = ("dense", "sparse", "auto")
-# `auto` takes the sparse path at or below this share of stored entries: ML-1M's
-# user rows (4%) train ~10% faster sparse; per multiply-add the kernels cost ~4x a
+# `auto` takes the sparse path at or below this share of stored entries: ML-1M (4%)
+# and Netflix (1.1%) train 10-28% faster sparse; per multiply-add the kernels cost ~4x a
 # dense product (1.2 ms for 4% of the work of a 6.9 ms one), so they stop paying
 # near 25% and 10% keeps a margin.
 AUTO_MAX_DENSITY = 0.10
