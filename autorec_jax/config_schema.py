@@ -35,12 +35,14 @@ Fields:
   model.dropout: drop probability on the code layer.
   model.tied: constrained decoder (transposed encoder kernels).
   model.kernel_init: xavier | fan_in.
-  model.input_path: auto | dense | sparse: how training computes the first layer:
-    dense matmuls, or native CPU kernels over the observed entries only
-    (autorec_jax/sparse_input.py; one CPU device; built with the system C++ compiler
-    on first use; same results to float tolerance; README Speed has the timings).
-    auto (default) is sparse where the kernels can run and at most 10% of the train
-    matrix is stored, else dense.
+  model.input_path: auto | dense | sparse: how training computes the first and last
+    layers: dense matmuls, or native CPU kernels over the observed entries only
+    (autorec_jax/sparse_input.py: the first layer from the entries, the loss and the
+    output layer's gradients at them; the dense output only as a re-feeding pass's
+    input; one CPU device; built with the system C++ compiler on first use; same
+    results to float tolerance; README Speed has the timings). auto (default) is
+    sparse where the kernels can run and at most 10% of the train matrix is stored,
+    else dense.
   model.compute_dtype: float32 | bfloat16: operand type of the layers' matrix
     products (float32 accumulation; parameters, optimizer, loss stay float32).
     bfloat16 halves the products' memory traffic on GPUs/TPUs and CPUs with bf16

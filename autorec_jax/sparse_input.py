@@ -1,34 +1,36 @@
-"""The first layer of the autoencoder from the observed input entries only (CPU).
+"""The first and output layers of the autoencoder over the observed entries only (CPU).
 
 A minibatch row holds ~150 ratings of 3,706 items (ML-1M users), so `x @ W` and its
-weight gradient `x^T @ g` do ~25x more work than they need. XLA:CPU's own sparse
-formulations (gather + segment_sum, BCOO) run slower than the dense matmul they would
-replace (experiments/benchmark.py measures both), so this module compiles three small
-native kernels (`kernels/sparse_input.cc`, XLA FFI) on first use with the system C++
-compiler, caches the library, and exposes them as one differentiable op:
+weight gradient `x^T @ g` do ~25x more work than they need, and so do the output
+layer's product and its two gradients when the loss only looks at the observed
+entries. XLA:CPU's own sparse formulations (gather + segment_sum, BCOO) run slower
+than the dense matmul they would replace (experiments/benchmark.py measures both),
+so this module compiles five small native kernels (`kernels/sparse_input.cc`, XLA
+FFI) on first use with the system C++ compiler, caches the library, and exposes them
+as two differentiable ops:
 
   sparse_input_matmul(x_BxI, w_IxH, row_E, col_E, count) == x_BxI @ w_IxH
 
-exact when `x` is zero outside the listed entries (row[e], col[e]), e < count, with
-rows ascending: the batcher lists every stored entry of a batch (`CSRBatcher(...,
-entries=True)`), and noise only changes known entries. Its gradients are the weight
-gradient on the listed rows of W and the input gradient at the listed entries.
+exact when `x` is zero outside the listed entries (row[e], col[e]), e < count: the
+batcher lists every stored entry of a batch (`CSRBatcher(..., entries=True)`), and
+noise only changes known entries. Its gradients are the weight gradient on the
+listed rows of W and the input gradient at the listed entries.
 
-`model.input_path=sparse` selects it (one CPU device; a clear error where the
-compiler is missing); `auto`, the default, selects it where it can run and the train
-matrix is at most AUTO_MAX_DENSITY full, else dense. On the 2-core CPU measured here
-(README, Speed) the kernels run ML-1M's first layer 5-6x faster than the dense
-products (1.2-1.5 ms against 6.9-7.4), whole ML-1M epochs 10-15% faster (float32 1.18
-s against 1.31, bfloat16 0.93 against 1.05), and Netflix-full-shaped steps 10-28%
-faster (77-87 ms against 94-108); the rest of a step is the middle layers and
-parameter-sized memory traffic (gradients, optimizer).
+  sparse_output_matmul(h_BxH, v_HxI, c_I, row_E, col_E, count)
+      == (h_BxH @ v_HxI + c_I)[row_E, col_E]   (0 past count)
 
-Only the first layer is sparse. Computing the output layer only where a loss is (the
-rest of the sparsity-aware FLOP count) was built and measured: its kernels need the
-output kernel transposed to rows, and the two 3706x512 transposes per step (forward
-and gradient) cost more than the matmul FLOPs saved on ML-1M, so it was left out.
-That was measured before the malloc tuning, when every fresh 7.6 MB buffer such as a
-transpose's page-faulted in; it is the next thing to re-measure.
+the output layer where a loss over the observed entries needs it, with dense
+gradients for h, v and c computed from the entries alone (O(E * H) work instead of
+O(B * I * H)).
+
+`model.input_path=sparse` selects them (one CPU device; a clear error where the
+compiler is missing); `auto`, the default, selects them where they can run and the
+train matrix is at most AUTO_MAX_DENSITY full, else dense. On the 2-core CPU measured
+here (README, Speed) the first layer takes 1.7-2.3 ms against 5.9-7.9 ms dense, the
+output layer's forward and gradients 2.7-3.7 ms against 8.4-9.2 ms, whole ML-1M
+epochs without re-feeding 0.91 s in float32 against 1.34 s dense, and
+Netflix-full-shaped steps 44 ms against 103; the rest of a step is the middle
+layers and parameter-sized memory traffic (gradients, optimizer).
 """
 
 from __future__ import annotations
@@ -50,12 +52,14 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels",
                       "sparse_input.cc")
 TARGETS = {"forward": "AutorecSparseInputForward",
            "weight_grad": "AutorecSparseInputWeightGrad",
-           "input_grad": "AutorecSparseInputInputGrad"}
+           "input_grad": "AutorecSparseInputInputGrad",
+           "output_forward": "AutorecSparseOutputForward",
+           "output_backward": "AutorecSparseOutputBackward"}
 INPUT_PATHS = ("dense", "sparse", "auto")
 # `auto` takes the sparse path at or below this share of stored entries: ML-1M (4%)
-# and Netflix (1.1%) train 10-28% faster sparse; per multiply-add the kernels cost ~4x a
-# dense product (1.2 ms for 4% of the work of a 6.9 ms one), so they stop paying
-# near 25% and 10% keeps a margin.
+# and Netflix (1.1%) steps take 30-57% less time sparse; per multiply-add the kernels
+# cost ~4-8x a dense product (2 ms for 4% of the work of a 6-8 ms one), so they stop
+# paying near 15-25% and 10% keeps a margin.
 AUTO_MAX_DENSITY = 0.10
 # -fopenmp-simd lets the dot products' reductions vectorize (no OpenMP runtime).
 _FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", "-w")
@@ -94,7 +98,7 @@ def build() -> str:
   compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
   if not compiler:
     raise KernelUnavailable("no C++ compiler found (set CXX or install g++) to build "
-                            "the sparse input kernels; use model.input_path=dense")
+                            "the sparse kernels; use model.input_path=dense")
   path = _library_path(compiler)
   if os.path.exists(path):
     return path
@@ -166,6 +170,43 @@ def _bwd(res, g_BxH):
 
 
 sparse_input_matmul.defvjp(_fwd, _bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def sparse_output_matmul(h_BxH: jax.Array, v: jax.Array, c_I: jax.Array, row_E: jax.Array,
+                         col_E: jax.Array, count: jax.Array,
+                         items_major: bool = False) -> jax.Array:
+  """(h @ v + c)[row[e], col[e]] for every listed entry e, 0 past `count`; float32.
+
+  `v` is the output kernel [H, I], or [I, H] with `items_major` (a tied decoder's
+  encoder kernel, so no transpose is materialized). The gradients are dense in h and
+  c and in v's listed items, the products only over the entries (O(E * H)).
+  """
+  _register()
+  return jax.ffi.ffi_call(TARGETS["output_forward"],
+                          jax.ShapeDtypeStruct(row_E.shape, jnp.float32))(
+                              h_BxH.astype(jnp.float32), v, c_I, row_E, col_E, count,
+                              items_major=items_major)
+
+
+def _output_fwd(h_BxH, v, c_I, row_E, col_E, count, items_major):
+  h_BxH = h_BxH.astype(jnp.float32)
+  out = sparse_output_matmul(h_BxH, v, c_I, row_E, col_E, count, items_major)
+  return out, (h_BxH, v, c_I, row_E, col_E, count)
+
+
+def _output_bwd(items_major, res, g_E):
+  h_BxH, v, c_I, row_E, col_E, count = res
+  dh, dv, dc = jax.ffi.ffi_call(
+      TARGETS["output_backward"],
+      (jax.ShapeDtypeStruct(h_BxH.shape, jnp.float32),
+       jax.ShapeDtypeStruct(v.shape, jnp.float32),
+       jax.ShapeDtypeStruct(c_I.shape, jnp.float32)))(
+           g_E.astype(jnp.float32), h_BxH, v, row_E, col_E, count, items_major=items_major)
+  return dh, dv, dc, None, None, None
+
+
+sparse_output_matmul.defvjp(_output_fwd, _output_bwd)
 
 
 def resolve(input_path: str, *, num_devices: int, density: float | None = None

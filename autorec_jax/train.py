@@ -81,19 +81,37 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
   new dense example and fits f(f(x)) to it with every entry of the real rows
   observed; each pass draws its own dropout mask. With `sparse_input` the sparse
   pass computes the first layer from the batch's entry lists (autorec_jax.sparse_input;
-  noise only changes known entries, so they still cover the input); re-feeding
-  passes are dense.
+  noise only changes known entries, so they still cover the input) and the loss
+  and the output layer's gradients at those entries only (the dense output is
+  computed only when a re-feeding pass needs it as its input); re-feeding passes
+  are dense.
   """
   denoise = noise is not None and noise.active
+  output = "entries+dense" if refeed_steps else "entries"
+
+  def objective(pred, target, mask, corrupted):
+    """Masked MSE, or Strub & Mary's alpha/beta loss where `corrupted` is given;
+    dense rows [B, I] or values at the entries [E] alike."""
+    if corrupted is None:
+      return losses.masked_mse(pred, target, mask)
+    total, count = losses.denoising_sse(pred, target, mask, corrupted, alpha=alpha,
+                                        beta=beta)
+    return total / jnp.maximum(count, 1.0)
 
   def loss_fn(params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries):
-    pred_BxI = model.apply({"params": params}, x_BxI, train=True, entries=entries,
-                           rngs={"dropout": dropout_key})
-    if c_BxI is None:
-      return losses.masked_mse(pred_BxI, y_BxI, m_BxI), pred_BxI
-    total, count = losses.denoising_sse(pred_BxI, y_BxI, m_BxI, c_BxI, alpha=alpha,
-                                        beta=beta)
-    return total / jnp.maximum(count, 1.0), pred_BxI
+    """(loss, the dense output a re-feeding pass takes as input, else None)."""
+    if entries is None:
+      pred_BxI = model.apply({"params": params}, x_BxI, train=True,
+                             rngs={"dropout": dropout_key})
+      return objective(pred_BxI, y_BxI, m_BxI, c_BxI), pred_BxI
+    out = model.apply({"params": params}, x_BxI, train=True, entries=entries,
+                      output=output, rngs={"dropout": dropout_key})
+    pred_E, pred_BxI = out if refeed_steps else (out, None)
+    row_E, col_E, count = entries
+    valid_E = jnp.arange(row_E.shape[0]) < count[0]
+    c_E = None if c_BxI is None else c_BxI[row_E, col_E]
+    return objective(pred_E, y_BxI[row_E, col_E], m_BxI[row_E, col_E] * valid_E,
+                     c_E), pred_BxI
 
   def update(state, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries=None):
     (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -117,9 +135,9 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                                           entries)
     out = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
            "train/rows": jnp.sum(row_mask_B)}
-    full_BxI = jnp.broadcast_to(row_mask_B[:, None], pred_BxI.shape)
     refeed_losses = []
     for k in range(refeed_steps):  # Python loop: the count is fixed when jitted.
+      full_BxI = jnp.broadcast_to(row_mask_B[:, None], pred_BxI.shape)
       dense_BxI = jax.lax.stop_gradient(pred_BxI) * full_BxI
       state, refeed_loss, _, pred_BxI = update(state, dense_BxI, dense_BxI, full_BxI,
                                                None, keys[2 + k])

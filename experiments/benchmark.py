@@ -20,9 +20,10 @@ Prints, in one run (so every ratio compares numbers taken under the same load):
   (epoch seconds x peak);
 * sparse kernels: the first layer's forward + weight gradient on a real batch as a
   dense matmul and from the observed entries only (XLA's gather + segment_sum and
-  BCOO, and the native kernels of autorec_jax/sparse_input.py), the evidence for
-  which input path is fast on this device (`--config.model.input_path=sparse` times
-  training with the native kernels).
+  BCOO, and the native kernels of autorec_jax/sparse_input.py), and the output
+  layer's forward + gradients for a loss at the entries, dense or by the native
+  kernels: the evidence for which input path is fast on this device
+  (`--config.model.input_path=sparse` times training with the native kernels).
 
 FLOP counts (multiply-add = 2 FLOPs; R rows per epoch, N observed train entries, n the
 input width, w1 the first hidden width, M the sum of 2*in*out over the layers between
@@ -186,7 +187,34 @@ def sparse_kernels(batch: dict, width: int, repeats: int) -> dict[str, float]:
       return jnp.vdot(sparse_input.sparse_input_matmul(x, k, *entries), cot)
 
     out["native_s"] = time_call(grad(native), kernel, x, repeats=repeats)
+    out.update(output_layer_kernels(num_rows, num_inputs, width, entries, repeats))
   return out
+
+
+def output_layer_kernels(num_rows: int, num_inputs: int, width: int, entries,
+                         repeats: int) -> dict[str, float]:
+  """The output layer's forward + gradients (h, kernel, bias) for a loss at the
+  batch's entries: the dense product then a gather, against the native kernels that
+  compute it at the entries only."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from autorec_jax import sparse_input  # pylint: disable=import-outside-toplevel
+
+  row, col, _ = entries
+  h = jax.random.normal(jax.random.key(2), (num_rows, width), jnp.float32)
+  kernel = jax.random.normal(jax.random.key(3), (width, num_inputs), jnp.float32) * 0.01
+  bias = jnp.zeros((num_inputs,), jnp.float32)
+  cot = jax.random.normal(jax.random.key(4), row.shape, jnp.float32)
+
+  def dense(h, k, b):
+    return jnp.vdot((h @ k + b[None, :])[row, col], cot)
+
+  def native(h, k, b):
+    return jnp.vdot(sparse_input.sparse_output_matmul(h, k, b, *entries), cot)
+
+  grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))  # pylint: disable=unnecessary-lambda-assignment
+  return {"output_dense_s": time_call(grad(dense), h, kernel, bias, repeats=repeats),
+          "output_native_s": time_call(grad(native), h, kernel, bias, repeats=repeats)}
 
 
 def step_times(cfg, train_csr, num_inputs: int, repeats: int) -> dict[str, float]:
@@ -288,6 +316,10 @@ def report_lines(r: dict) -> list[str]:
                f"{k['dense_s'] * 1e3:.2f} ms, gather+segment_sum "
                f"{k['gather_segment_sum_s'] * 1e3:.2f} ms, BCOO {k['bcoo_s'] * 1e3:.2f} ms, "
                f"native sparse kernels {native}")
+  if "output_native_s" in k:
+    lines.append(f"output layer fwd+grads for a loss at the entries: dense "
+                 f"{k['output_dense_s'] * 1e3:.2f} ms, native sparse kernels "
+                 f"{k['output_native_s'] * 1e3:.2f} ms")
   return lines
 
 

@@ -55,9 +55,10 @@ def test_benchmark_runs_end_to_end_and_reports_every_number(tmp_path):
   assert k["entries"] > 0 and k["dense_s"] > 0 and k["gather_segment_sum_s"] > 0
   from autorec_jax import sparse_input
   if sparse_input.available()[0]:
-    assert k["native_s"] > 0
+    assert k["native_s"] > 0 and k["output_native_s"] > 0 and k["output_dense_s"] > 0
+    assert "output layer fwd+grads" in out.stdout
   else:
-    assert k["native_s"] is None
+    assert k["native_s"] is None and "output_native_s" not in k
   assert result["step"]["dense_refeed0_s"] > 0 and result["step"]["dense_refeed1_s"] > 0
   for needle in ("one train step on one batch", "peak matmul float32", "batcher alone",
                  "train refeed=0",

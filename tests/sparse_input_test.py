@@ -1,5 +1,6 @@
-"""The native sparse first layer: equal to the dense matmul and its gradients, the
-batcher's entry lists, the path choice, and a training run equal to the dense one."""
+"""The native sparse first and output layers: equal to the dense products and their
+gradients, the batcher's entry lists, the path choice, and training runs equal to
+the dense ones."""
 
 import json
 import os
@@ -85,6 +86,121 @@ def test_a_count_beyond_the_capacity_is_an_error_not_a_wild_read():
   with pytest.raises(Exception, match="entry count outside"):
     jax.block_until_ready(sparse_input.sparse_input_matmul(
         x, w, row, col, jnp.asarray([10_000], jnp.int32)))
+
+
+def _dense_at_entries(h, v, c, entries, items_major=False):
+  row, col, count = entries
+  out = h @ (v.T if items_major else v) + c[None, :]
+  return jnp.where(jnp.arange(row.shape[0]) < count[0], out[row, col], 0.0)
+
+
+@pytest.mark.parametrize("items_major", [False, True])
+@pytest.mark.parametrize("shape", [
+    dict(rows=9, cols=40, hidden=16, density=0.2, capacity=200),
+    # several item tiles, the last one partial; a width not a multiple of 8; threads
+    dict(rows=64, cols=150, hidden=13, density=0.9, capacity=9000),
+])
+def test_output_at_entries_and_its_gradients_equal_the_dense_product(items_major, shape):
+  rng = np.random.default_rng(5)
+  _, entries = _sparse_batch(rng, rows=shape["rows"], cols=shape["cols"],
+                             density=shape["density"], capacity=shape["capacity"])
+  if shape["capacity"] > 8192:
+    assert int(entries[2][0]) > 8192  # above the kernels' threading threshold
+  h = jnp.asarray(rng.normal(size=(shape["rows"], shape["hidden"])), jnp.float32)
+  v_shape = (shape["cols"], shape["hidden"]) if items_major else (shape["hidden"],
+                                                                   shape["cols"])
+  v = jnp.asarray(rng.normal(size=v_shape), jnp.float32)
+  c = jnp.asarray(rng.normal(size=shape["cols"]), jnp.float32)
+  cot = jnp.asarray(rng.normal(size=entries[0].shape), jnp.float32)
+
+  def sparse(h, v, c):
+    return sparse_input.sparse_output_matmul(h, v, c, *entries, items_major)
+
+  def dense(h, v, c):
+    return _dense_at_entries(h, v, c, entries, items_major)
+
+  np.testing.assert_allclose(jax.jit(sparse)(h, v, c), dense(h, v, c), rtol=1e-4,
+                             atol=1e-4)
+  count = int(entries[2][0])
+  assert np.all(np.asarray(sparse(h, v, c))[count:] == 0.0)  # padding entries
+  got = jax.jit(jax.grad(lambda *a: jnp.vdot(jnp.tanh(sparse(*a)), cot),
+                         argnums=(0, 1, 2)))(h, v, c)
+  want = jax.grad(lambda *a: jnp.vdot(jnp.tanh(dense(*a)), cot), argnums=(0, 1, 2))(h, v, c)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_the_output_layer_refuses_a_count_beyond_the_capacity():
+  rng = np.random.default_rng(6)
+  _, (row, col, _) = _sparse_batch(rng)
+  with pytest.raises(Exception, match="entry count outside"):
+    jax.block_until_ready(sparse_input.sparse_output_matmul(
+        jnp.ones((9, 4)), jnp.ones((4, 40)), jnp.ones(40), row, col,
+        jnp.asarray([10_000], jnp.int32)))
+
+
+@pytest.mark.parametrize("bad", ["row", "col"])
+def test_an_entry_outside_the_matrix_is_an_error_not_a_wild_access(bad):
+  rng = np.random.default_rng(9)
+  x, (row, col, count) = _sparse_batch(rng)
+  if bad == "row":
+    row = row.at[0].set(9)  # x has 9 rows
+  else:
+    col = col.at[0].set(40)  # and 40 columns
+  with pytest.raises(Exception, match="outside the matrix"):
+    jax.block_until_ready(sparse_input.sparse_input_matmul(
+        x, jnp.ones((40, 4)), row, col, count))
+  with pytest.raises(Exception, match="outside the matrix"):
+    jax.block_until_ready(sparse_input.sparse_output_matmul(
+        jnp.ones((9, 4)), jnp.ones((4, 40)), jnp.ones(40), row, col, count))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("output_activation", [False, True])
+def test_model_outputs_at_entries_equal_the_dense_model(tied, output_activation):
+  rng = np.random.default_rng(7)
+  x, entries = _sparse_batch(rng)
+  row, col, count = entries
+  valid = jnp.arange(row.shape[0]) < count[0]
+  model = AutoEncoder(hidden=(8, 4), activation="selu", tied=tied,
+                      output_activation=output_activation)
+  params = model.init(jax.random.key(0), x, train=False)["params"]
+
+  def apply(params, output):
+    return model.apply({"params": params}, x, train=False, entries=entries, output=output)
+
+  dense = model.apply({"params": params}, x, train=False)
+  at_entries = apply(params, "entries")
+  np.testing.assert_allclose(at_entries, jnp.where(valid, dense[row, col], 0.0),
+                             rtol=1e-5, atol=1e-5)
+  both = apply(params, "entries+dense")
+  np.testing.assert_allclose(both[0], at_entries, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(both[1], dense, rtol=1e-5, atol=1e-5)
+
+  # The gradient of a loss at the entries; in "entries+dense" the dense part adds none.
+  def loss(params, output):
+    pred = apply(params, output)
+    if output == "entries+dense":
+      pred = pred[0] + 0.0 * jnp.sum(pred[1])
+    elif output == "dense":
+      pred = jnp.where(valid, pred[row, col], 0.0)
+    return jnp.sum(jnp.where(valid, (pred - 1.0) ** 2, 0.0))
+
+  want = jax.grad(loss)(params, "dense")
+  for output in ("entries", "entries+dense"):
+    got = jax.jit(jax.grad(loss), static_argnums=1)(params, output)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_model_output_choice_is_checked():
+  x, entries = _sparse_batch(np.random.default_rng(8))
+  model = AutoEncoder(hidden=(4,))
+  params = model.init(jax.random.key(0), x, train=False)["params"]
+  with pytest.raises(ValueError, match="needs the entries"):
+    model.apply({"params": params}, x, train=False, output="entries")
+  with pytest.raises(ValueError, match="must be one of"):
+    model.apply({"params": params}, x, train=False, entries=entries, output="sparse")
 
 
 def test_model_with_entries_equals_the_dense_model():

@@ -1,19 +1,33 @@
-// The first layer of a sparse-input autoencoder over the observed entries only, as
-// XLA FFI CPU kernels (autorec_jax/sparse_input.py builds and registers them). A
-// batch's entries are (row[e], col[e]) for e < count, rows ascending; x [B, I] is
-// dense but zero outside them; W [I, H]:
+// The first and last layers of a sparse-input autoencoder over the observed entries
+// only, as XLA FFI CPU kernels (autorec_jax/sparse_input.py builds and registers
+// them). A batch's entries are (row[e], col[e]) for e < count; x [B, I] is dense but
+// zero outside them; the first layer's W is [I, H]:
 //   SparseInputForward     out[B, H] = x @ W         (rows of W of listed columns)
 //   SparseInputWeightGrad  out[I, H] = x^T @ g       (only listed rows nonzero)
 //   SparseInputInputGrad   out[B, I] = g @ W^T       (at the entries, 0 elsewhere)
-// Work is O(count * H) instead of O(B * I * H). Above kParallelEntries entries, up to
-// four threads split row-indexed outputs at row boundaries and column-indexed
-// outputs by column ranges, so no two threads write the same output row.
+// The output layer, h [B, H] -> [B, I] through V ([H, I], or [I, H] when
+// items_major, a tied decoder's encoder kernel) and bias c [I], at the entries only:
+//   SparseOutputForward    out[e] = h[row[e]] . V[:, col[e]] + c[col[e]]
+//   SparseOutputBackward   dh = G @ V^T, dV = h^T @ G, dc = column sums of G, where
+//                          G [B, I] holds g[e] at the entries and 0 elsewhere
+// Work is O(count * H) instead of O(B * I * H). Every kernel walks the entries by
+// tiles of kTile consecutive items (a counting sort per call), so each item's row of
+// W or V is read, and its gradient row written, once per call while it sits in L2;
+// the [B, H] operands stay in L2 throughout. Above kParallelEntries entries, up to
+// four threads split the tiles; [B, H] outputs are summed from per-thread copies.
+// V [H, I] is transposed a tile at a time into a [kTile, H] buffer (and its gradient
+// back), by 8x8 AVX blocks where the CPU has them.
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "xla/ffi/api/ffi.h"
 
@@ -22,6 +36,7 @@ namespace ffi = xla::ffi;
 namespace {
 
 constexpr int32_t kParallelEntries = 8192;  // below this one thread is faster
+constexpr int64_t kTile = 64;  // items per tile: two [64, 512] float blocks fit L2
 
 int NumThreads(int32_t count) {
   if (count < kParallelEntries) return 1;
@@ -32,12 +47,12 @@ int NumThreads(int32_t count) {
 template <typename Fn>
 void RunParallel(int threads, Fn fn) {
   if (threads == 1) {
-    fn(0, 1);
+    fn(0);
     return;
   }
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(fn, t, threads);
-  fn(0, threads);
+  for (int t = 1; t < threads; ++t) pool.emplace_back(fn, t);
+  fn(0);
   for (auto& th : pool) th.join();
 }
 
@@ -47,106 +62,259 @@ struct Entries {
   int32_t count;
 };
 
+// The entry lists, checked: count within the capacity and every listed (row, col)
+// inside the [rows, cols] matrix it indexes, so that no kernel reads or writes wild.
 ffi::ErrorOr<Entries> GetEntries(ffi::Buffer<ffi::S32>& row, ffi::Buffer<ffi::S32>& col,
-                                 ffi::Buffer<ffi::S32>& count_buf) {
+                                 ffi::Buffer<ffi::S32>& count_buf, int64_t rows,
+                                 int64_t cols) {
   const int32_t count = count_buf.typed_data()[0];
   if (count < 0 || count > row.element_count() || row.element_count() != col.element_count()) {
     return ffi::Unexpected(ffi::Error(ffi::ErrorCode::kInvalidArgument,
                                       "sparse_input: entry count outside [0, capacity]"));
   }
-  return Entries{row.typed_data(), col.typed_data(), count};
-}
-
-// out[row[e]] += value(e) * src[col[e]]; out is [B, H] zeroed here.
-template <typename Value>
-void AccumulateByRow(const Entries& en, Value value, const float* src, int64_t H,
-                     int64_t B, float* out) {
-  std::memset(out, 0, sizeof(float) * B * H);
-  RunParallel(NumThreads(en.count), [&](int t, int threads) {
-    int32_t lo = static_cast<int32_t>(int64_t{en.count} * t / threads);
-    int32_t hi = static_cast<int32_t>(int64_t{en.count} * (t + 1) / threads);
-    while (lo > 0 && lo < en.count && en.row[lo] == en.row[lo - 1]) ++lo;
-    while (hi > 0 && hi < en.count && en.row[hi] == en.row[hi - 1]) ++hi;
-    for (int32_t e = lo; e < hi; ++e) {
-      const float a = value(e);
-      float* dst = out + int64_t{en.row[e]} * H;
-      const float* s = src + int64_t{en.col[e]} * H;
-      for (int64_t k = 0; k < H; ++k) dst[k] += a * s[k];
+  const int32_t* r = row.typed_data();
+  const int32_t* c = col.typed_data();
+  for (int32_t e = 0; e < count; ++e) {
+    if (r[e] < 0 || r[e] >= rows || c[e] < 0 || c[e] >= cols) {
+      return ffi::Unexpected(ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                                        "sparse_input: an entry outside the matrix"));
     }
-  });
+  }
+  return Entries{r, c, count};
 }
 
-// out[col[e]] += value(e) * src[row[e]]; out is [I, H] zeroed here.
-template <typename Value>
-void AccumulateByCol(const Entries& en, Value value, const float* src, int64_t H,
-                     int64_t I, float* out) {
-  std::memset(out, 0, sizeof(float) * I * H);
-  RunParallel(NumThreads(en.count), [&](int t, int threads) {
-    const int64_t c_lo = I * t / threads, c_hi = I * (t + 1) / threads;
-    for (int32_t e = 0; e < en.count; ++e) {
-      if (en.col[e] < c_lo || en.col[e] >= c_hi) continue;
-      const float a = value(e);
-      float* dst = out + int64_t{en.col[e]} * H;
-      const float* s = src + int64_t{en.row[e]} * H;
-      for (int64_t k = 0; k < H; ++k) dst[k] += a * s[k];
-    }
-  });
-}
-
-// dot(a[row[e]], b[col[e]]) for every entry, handed to store(e, value).
-template <typename Store>
-void Dots(const Entries& en, const float* a, const float* b, int64_t H, Store store) {
-  RunParallel(NumThreads(en.count), [&](int t, int threads) {
-    const int32_t lo = static_cast<int32_t>(int64_t{en.count} * t / threads);
-    const int32_t hi = static_cast<int32_t>(int64_t{en.count} * (t + 1) / threads);
-    for (int32_t e = lo; e < hi; ++e) {
-      const float* x = a + int64_t{en.row[e]} * H;
-      const float* y = b + int64_t{en.col[e]} * H;
-      float s = 0.0f;
+inline float Dot(const float* x, const float* y, int64_t H) {
+  float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < H; ++k) s += x[k] * y[k];
-      store(e, s);
+  for (int64_t k = 0; k < H; ++k) s += x[k] * y[k];
+  return s;
+}
+
+inline void Axpy(float a, const float* x, float* y, int64_t H) {
+#pragma omp simd
+  for (int64_t k = 0; k < H; ++k) y[k] += a * x[k];
+}
+
+// The entries grouped by tiles of kTile consecutive items, each tile's entries
+// order[start[t]] ... order[start[t + 1] - 1], and the tiles split between threads so
+// that each gets about the same number of entries.
+class ColumnTiles {
+ public:
+  ColumnTiles(const Entries& en, int64_t num_items)
+      : en_(en), items_(num_items), num_((num_items + kTile - 1) / kTile),
+        threads_(NumThreads(en.count)), start_(num_ + 1, 0), order_(en.count) {
+    for (int32_t e = 0; e < en.count; ++e) ++start_[en.col[e] / kTile + 1];
+    for (int64_t t = 0; t < num_; ++t) start_[t + 1] += start_[t];
+    std::vector<int32_t> next(start_.begin(), start_.end() - 1);
+    for (int32_t e = 0; e < en.count; ++e) order_[next[en.col[e] / kTile]++] = e;
+  }
+
+  int threads() const { return threads_; }
+
+  // Calls fn(lo, n, first, last) for thread t's tiles: items [lo, lo + n), entries
+  // order positions [first, last). Every tile, empty or not, goes to one thread.
+  template <typename Fn>
+  void ForEachTile(int t, Fn fn) const {
+    for (int64_t tile = Bound(t); tile < Bound(t + 1); ++tile) {
+      const int64_t lo = tile * kTile;
+      fn(lo, std::min(kTile, items_ - lo), start_[tile], start_[tile + 1]);
     }
+  }
+
+  // Entry e = order(p): its batch row, item and item offset in its tile.
+  int32_t order(int32_t p) const { return order_[p]; }
+  const Entries& entries() const { return en_; }
+
+ private:
+  int64_t Bound(int t) const {
+    if (t == 0) return 0;
+    if (t >= threads_) return num_;
+    const int64_t target = int64_t{en_.count} * t / threads_;
+    return std::lower_bound(start_.begin(), start_.end(), target) - start_.begin();
+  }
+
+  Entries en_;
+  int64_t items_, num_;
+  int threads_;
+  std::vector<int32_t> start_, order_;
+};
+
+// Runs body(t, out_t) on every thread with out_t a zeroed [size] array of its own
+// (`out` itself for thread 0), then sums them into `out`.
+template <typename Body>
+void WithPartialSums(const ColumnTiles& tiles, float* out, int64_t size, Body body) {
+  std::memset(out, 0, sizeof(float) * size);
+  std::vector<std::vector<float>> parts(tiles.threads() - 1);
+  RunParallel(tiles.threads(), [&](int t) {
+    if (t == 0) return body(0, out);
+    parts[t - 1].assign(size, 0.0f);
+    body(t, parts[t - 1].data());
   });
+  for (const auto& part : parts) Axpy(1.0f, part.data(), out, size);
+}
+
+// dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols.
+void Transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
+               int64_t dst_stride) {
+  int64_t r0 = 0, c0 = 0;
+#if defined(__AVX__)
+  for (; r0 + 8 <= rows; r0 += 8) {
+    for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
+      const float* s = src + r0 * src_stride + c0;
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * src_stride);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      float* d = dst + c0 * dst_stride + r0;
+      for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(d + i * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(d + (i + 4) * dst_stride,
+                         _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+      }
+    }
+    for (int64_t c = c0; c < cols; ++c) {  // the columns past the last full block
+      for (int64_t r = r0; r < r0 + 8; ++r) dst[c * dst_stride + r] = src[r * src_stride + c];
+    }
+  }
+#endif
+  for (int64_t r = r0; r < rows; ++r) {  // every row without AVX; else the last < 8
+    for (int64_t c = 0; c < cols; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
+  }
+}
+
+// The kernel's rows for items [lo, lo + n) as an [n, H] block: in place when
+// items_major, else transposed from [H, I] into `buffer`.
+const float* ItemRows(const float* v, bool items_major, int64_t H, int64_t I, int64_t lo,
+                      int64_t n, float* buffer) {
+  if (items_major) return v + lo * H;
+  Transpose(v + lo, I, H, n, buffer, H);
+  return buffer;
 }
 
 using F32 = ffi::Buffer<ffi::F32>;
 using S32 = ffi::Buffer<ffi::S32>;
 using Out = ffi::ResultBuffer<ffi::F32>;
 
-// The input value of entry k: x[row[k], col[k]] of a dense [B, I] batch.
-struct InputValue {
-  const float* x;
-  int64_t width;
-  const Entries* en;
-  float operator()(int32_t k) const { return x[int64_t{en->row[k]} * width + en->col[k]]; }
-};
-
 ffi::Error SparseInputForward(F32 x, F32 w, S32 row, S32 col, S32 count, Out out) {
-  auto en = GetEntries(row, col, count);
+  auto en = GetEntries(row, col, count, x.dimensions()[0], x.dimensions()[1]);
   if (en.has_error()) return en.error();
-  AccumulateByRow(en.value(), InputValue{x.typed_data(), x.dimensions()[1], &en.value()},
-                  w.typed_data(), w.dimensions()[1], x.dimensions()[0], out->typed_data());
+  const Entries& e = en.value();
+  const int64_t B = x.dimensions()[0], I = x.dimensions()[1], H = w.dimensions()[1];
+  const ColumnTiles tiles(e, I);
+  WithPartialSums(tiles, out->typed_data(), B * H, [&](int t, float* o) {
+    tiles.ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
+      for (int32_t p = first; p < last; ++p) {
+        const int32_t k = tiles.order(p);
+        const int64_t r = e.row[k], c = e.col[k];
+        Axpy(x.typed_data()[r * I + c], w.typed_data() + c * H, o + r * H, H);
+      }
+    });
+  });
   return ffi::Error::Success();
 }
 
 ffi::Error SparseInputWeightGrad(F32 x, F32 g, S32 row, S32 col, S32 count, Out out) {
-  auto en = GetEntries(row, col, count);
+  auto en = GetEntries(row, col, count, x.dimensions()[0], x.dimensions()[1]);
   if (en.has_error()) return en.error();
-  AccumulateByCol(en.value(), InputValue{x.typed_data(), x.dimensions()[1], &en.value()},
-                  g.typed_data(), g.dimensions()[1], x.dimensions()[1], out->typed_data());
+  const Entries& e = en.value();
+  const int64_t I = x.dimensions()[1], H = g.dimensions()[1];
+  const ColumnTiles tiles(e, I);
+  float* dw = out->typed_data();
+  RunParallel(tiles.threads(), [&](int t) {
+    tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
+      std::memset(dw + lo * H, 0, sizeof(float) * n * H);
+      for (int32_t p = first; p < last; ++p) {
+        const int32_t k = tiles.order(p);
+        const int64_t r = e.row[k], c = e.col[k];
+        Axpy(x.typed_data()[r * I + c], g.typed_data() + r * H, dw + c * H, H);
+      }
+    });
+  });
   return ffi::Error::Success();
 }
 
 ffi::Error SparseInputInputGrad(F32 g, F32 w, S32 row, S32 col, S32 count, Out out) {
-  auto en = GetEntries(row, col, count);
+  auto en = GetEntries(row, col, count, out->dimensions()[0], out->dimensions()[1]);
   if (en.has_error()) return en.error();
-  const int64_t B = out->dimensions()[0], I = out->dimensions()[1];
-  float* O = out->typed_data();
-  std::memset(O, 0, sizeof(float) * B * I);
   const Entries& e = en.value();
-  Dots(e, g.typed_data(), w.typed_data(), g.dimensions()[1],
-       [&](int32_t k, float s) { O[int64_t{e.row[k]} * I + e.col[k]] = s; });
+  const int64_t B = out->dimensions()[0], I = out->dimensions()[1], H = g.dimensions()[1];
+  const ColumnTiles tiles(e, I);
+  float* dx = out->typed_data();
+  std::memset(dx, 0, sizeof(float) * B * I);
+  RunParallel(tiles.threads(), [&](int t) {
+    tiles.ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
+      for (int32_t p = first; p < last; ++p) {
+        const int32_t k = tiles.order(p);
+        const int64_t r = e.row[k], c = e.col[k];
+        dx[r * I + c] = Dot(g.typed_data() + r * H, w.typed_data() + c * H, H);
+      }
+    });
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error SparseOutputForward(F32 h, F32 v, F32 c, S32 row, S32 col, S32 count, Out out,
+                               bool items_major) {
+  auto en = GetEntries(row, col, count, h.dimensions()[0], c.element_count());
+  if (en.has_error()) return en.error();
+  const Entries& e = en.value();
+  const int64_t H = h.dimensions()[1], I = c.element_count();
+  const ColumnTiles tiles(e, I);
+  float* o = out->typed_data();
+  std::memset(o, 0, sizeof(float) * out->element_count());
+  RunParallel(tiles.threads(), [&](int t) {
+    std::vector<float> buffer(kTile * H);
+    tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
+      if (first == last) return;
+      const float* rows = ItemRows(v.typed_data(), items_major, H, I, lo, n, buffer.data());
+      for (int32_t p = first; p < last; ++p) {
+        const int32_t k = tiles.order(p);
+        o[k] = Dot(h.typed_data() + int64_t{e.row[k]} * H, rows + (e.col[k] - lo) * H, H) +
+               c.typed_data()[e.col[k]];
+      }
+    });
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error SparseOutputBackward(F32 g, F32 h, F32 v, S32 row, S32 col, S32 count,
+                                Out dh_out, Out dv_out, Out dc_out, bool items_major) {
+  auto en = GetEntries(row, col, count, h.dimensions()[0], dc_out->element_count());
+  if (en.has_error()) return en.error();
+  const Entries& e = en.value();
+  const int64_t B = h.dimensions()[0], H = h.dimensions()[1], I = dc_out->element_count();
+  const ColumnTiles tiles(e, I);
+  float* dv = dv_out->typed_data();
+  float* dc = dc_out->typed_data();
+  std::memset(dc, 0, sizeof(float) * I);
+  WithPartialSums(tiles, dh_out->typed_data(), B * H, [&](int t, float* dh) {
+    std::vector<float> rows_buffer(kTile * H), grad_buffer(kTile * H);
+    tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
+      float* grad = items_major ? dv + lo * H : grad_buffer.data();
+      std::memset(grad, 0, sizeof(float) * n * H);
+      if (first != last) {
+        const float* rows =
+            ItemRows(v.typed_data(), items_major, H, I, lo, n, rows_buffer.data());
+        for (int32_t p = first; p < last; ++p) {
+          const int32_t k = tiles.order(p);
+          const float a = g.typed_data()[k];
+          const int64_t r = int64_t{e.row[k]} * H, j = e.col[k] - lo;
+          Axpy(a, rows + j * H, dh + r, H);
+          Axpy(a, h.typed_data() + r, grad + j * H, H);
+          dc[e.col[k]] += a;
+        }
+      }
+      if (!items_major) Transpose(grad, H, n, H, dv + lo, I);
+    });
+  });
   return ffi::Error::Success();
 }
 
@@ -154,9 +322,18 @@ ffi::Error SparseInputInputGrad(F32 g, F32 w, S32 row, S32 col, S32 count, Out o
 
 #define AUTOREC_BIND                                                                 \
   ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<S32>().Arg<S32>().Arg<S32>().Ret<F32>()
+#define AUTOREC_OUTPUT_ARGS                                                          \
+  ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<S32>().Arg<S32>().Arg<S32>()
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputForward, SparseInputForward, AUTOREC_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputWeightGrad, SparseInputWeightGrad,
                               AUTOREC_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputInputGrad, SparseInputInputGrad,
                               AUTOREC_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputForward, SparseOutputForward,
+                              AUTOREC_OUTPUT_ARGS.Ret<F32>().Attr<bool>("items_major"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputBackward, SparseOutputBackward,
+                              AUTOREC_OUTPUT_ARGS.Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Attr<bool>("items_major"));

@@ -29,6 +29,9 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# What AutoEncoder returns: dense rows, predictions at the listed entries, or both
+# (the dense ones without gradient); see AutoEncoder.__call__.
+OUTPUTS = ("dense", "entries", "entries+dense")
 
 
 def _low_precision_matmul(dtype):
@@ -38,21 +41,25 @@ def _low_precision_matmul(dtype):
 
   def fwd(x, w):
     xl, wl = x.astype(dtype), w.astype(dtype)
-    return jnp.dot(xl, wl, preferred_element_type=jnp.float32), (xl, wl)
+    # The weight gradient's operand is kept as x^T, transposed and rounded in one
+    # pass: XLA:CPU runs x^T @ g written as a contraction over the batch at float32
+    # speed, and the barrier stops it folding the transpose back into that form
+    # (whole bfloat16 ML-1M steps 4-7% faster, measured).
+    xt = jax.lax.optimization_barrier(x.T.astype(dtype))
+    return jnp.dot(xl, wl, preferred_element_type=jnp.float32), (xt, wl)
 
   @jax.custom_vjp
   def matmul(x, w):
     return fwd(x, w)[0]
 
   def bwd(res, g):
-    xl, wl = res
+    xt, wl = res
     gl = g.astype(dtype)
     # Contracting dimensions named, not transposed operands: XLA:CPU runs g @ w.T
     # through a slow path for bfloat16 (measured 2x slower than this form).
     dx = jax.lax.dot_general(gl, wl, (((1,), (1,)), ((), ())),
                              preferred_element_type=jnp.float32)
-    dw = jax.lax.dot_general(xl, gl, (((0,), (0,)), ((), ())),
-                             preferred_element_type=jnp.float32)
+    dw = jnp.dot(xt, gl, preferred_element_type=jnp.float32)
     return dx, dw
 
   matmul.defvjp(fwd, bwd)
@@ -98,15 +105,26 @@ class AutoEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxI: jax.Array, *, train: bool,
-               entries: tuple[jax.Array, jax.Array, jax.Array] | None = None) -> jax.Array:
+               entries: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+               output: str = "dense"):
     """Maps rating rows [batch, n] to predicted rows [batch, n].
 
     `entries` = (row_E, col_E, count) lists every nonzero of x_BxI (see
     autorec_jax.sparse_input): the first layer is then computed from those entries
-    only, in float32, by the native sparse kernels; same result as without.
+    only, in float32, by the native sparse kernels; same result as without. With
+    entries, `output` (a key of OUTPUTS) can also ask for the predictions at those
+    entries only, [E] (0 past count), all a loss over the observed entries needs:
+    "entries" computes the output layer there alone (float32, native kernels too);
+    "entries+dense" returns them with the dense [batch, n] output as a constant (no
+    gradient flows through it: a re-feeding pass's input), so the output layer's
+    gradients still run over the entries only.
     """
     if not self.hidden:
       raise ValueError("AutoEncoder needs at least one hidden layer")
+    if output not in OUTPUTS:
+      raise ValueError(f"output={output!r} must be one of {OUTPUTS}")
+    if output != "dense" and entries is None:
+      raise ValueError(f"output={output!r} needs the entries")
     act = ACTIVATIONS[self.activation]
     kernel_init = INITIALIZERS[self.kernel_init]
     matmul = (_float32_matmul if self.compute_dtype == "float32"
@@ -137,6 +155,16 @@ class AutoEncoder(nn.Module):
       else:
         kernel = self.param(f"dec{j}_kernel", kernel_init, (n_in, n_out))
       bias = self.param(f"dec{j}_bias", nn.initializers.zeros, (n_out,))
+      if j == num_layers - 1 and output != "dense":
+        # A tied kernel goes in as the encoder's [n, w1] kernel: no transpose made.
+        at_entries = sparse_input.sparse_output_matmul(
+            h, enc_kernels[0] if self.tied else kernel, bias, *entries, self.tied)
+        if self.output_activation:
+          at_entries = act(at_entries)
+        if output == "entries":
+          return at_entries
+        dense = jax.lax.stop_gradient(matmul(h, kernel) + bias[None, :])
+        return at_entries, act(dense) if self.output_activation else dense
       h = matmul(h, kernel) + bias[None, :]
       if j < num_layers - 1 or self.output_activation:
         h = act(h)
