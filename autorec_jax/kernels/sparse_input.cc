@@ -13,12 +13,17 @@
 // Work is O(count * H) instead of O(B * I * H). Every kernel walks the entries by
 // tiles of kTile consecutive items (a counting sort per call), so each item's row of
 // W or V is read, and its gradient row written, once per call while it sits in L2;
-// the [B, H] operands stay in L2 throughout. Above kParallelEntries entries, up to
-// four threads split the tiles; [B, H] outputs are summed from per-thread copies.
+// the [B, H] operands stay in L2 throughout. Above kParallelEntries entries, the
+// tiles are split into up to four parts run on XLA's own intra-op thread pool (no
+// threads of ours competing with it); [B, H] outputs are summed from per-part copies.
 // V [H, I] is transposed a tile at a time into a [kTile, H] buffer (and its gradient
 // back), by 8x8 AVX blocks where the CPU has them.
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -35,25 +40,46 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int32_t kParallelEntries = 8192;  // below this one thread is faster
+constexpr int32_t kParallelEntries = 8192;  // below this one part is faster
 constexpr int64_t kTile = 64;  // items per tile: two [64, 512] float blocks fit L2
 
-int NumThreads(int32_t count) {
+int NumParts(int32_t count) {
   if (count < kParallelEntries) return 1;
   const unsigned hw = std::thread::hardware_concurrency();
   return static_cast<int>(std::clamp<unsigned>(hw, 1u, 4u));
 }
 
+// Runs fn(0) ... fn(n - 1) on the caller and XLA's intra-op thread pool. The caller
+// claims parts too, so it finishes alone when the pool is busy elsewhere, and waits
+// only for parts already running.
 template <typename Fn>
-void RunParallel(int threads, Fn fn) {
-  if (threads == 1) {
+void RunParallel(ffi::ThreadPool& pool, int n, Fn fn) {
+  if (n == 1) {
     fn(0);
     return;
   }
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(fn, t);
-  fn(0);
-  for (auto& th : pool) th.join();
+  struct Shared {
+    std::atomic<int> next{0}, done{0};
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto shared = std::make_shared<Shared>();
+  const auto drain = [shared, n, f = &fn] {
+    for (int t; (t = shared->next.fetch_add(1)) < n;) {
+      (*f)(t);
+      if (shared->done.fetch_add(1) + 1 == n) {
+        std::lock_guard<std::mutex> lock(shared->mu);
+        shared->cv.notify_all();
+      }
+    }
+  };
+  for (int t = 1; t < n; ++t) {
+    auto task = drain;
+    pool.Schedule(std::move(task));
+  }
+  drain();
+  std::unique_lock<std::mutex> lock(shared->mu);
+  shared->cv.wait(lock, [&] { return shared->done.load() == n; });
 }
 
 struct Entries {
@@ -96,23 +122,23 @@ inline void Axpy(float a, const float* x, float* y, int64_t H) {
 }
 
 // The entries grouped by tiles of kTile consecutive items, each tile's entries
-// order[start[t]] ... order[start[t + 1] - 1], and the tiles split between threads so
-// that each gets about the same number of entries.
+// order[start[t]] ... order[start[t + 1] - 1], and the tiles split into parts of
+// about the same number of entries, one per thread.
 class ColumnTiles {
  public:
   ColumnTiles(const Entries& en, int64_t num_items)
       : en_(en), items_(num_items), num_((num_items + kTile - 1) / kTile),
-        threads_(NumThreads(en.count)), start_(num_ + 1, 0), order_(en.count) {
+        parts_(NumParts(en.count)), start_(num_ + 1, 0), order_(en.count) {
     for (int32_t e = 0; e < en.count; ++e) ++start_[en.col[e] / kTile + 1];
     for (int64_t t = 0; t < num_; ++t) start_[t + 1] += start_[t];
     std::vector<int32_t> next(start_.begin(), start_.end() - 1);
     for (int32_t e = 0; e < en.count; ++e) order_[next[en.col[e] / kTile]++] = e;
   }
 
-  int threads() const { return threads_; }
+  int parts() const { return parts_; }
 
-  // Calls fn(lo, n, first, last) for thread t's tiles: items [lo, lo + n), entries
-  // order positions [first, last). Every tile, empty or not, goes to one thread.
+  // Calls fn(lo, n, first, last) for part t's tiles: items [lo, lo + n), entries
+  // order positions [first, last). Every tile, empty or not, is in one part.
   template <typename Fn>
   void ForEachTile(int t, Fn fn) const {
     for (int64_t tile = Bound(t); tile < Bound(t + 1); ++tile) {
@@ -128,24 +154,25 @@ class ColumnTiles {
  private:
   int64_t Bound(int t) const {
     if (t == 0) return 0;
-    if (t >= threads_) return num_;
-    const int64_t target = int64_t{en_.count} * t / threads_;
+    if (t >= parts_) return num_;
+    const int64_t target = int64_t{en_.count} * t / parts_;
     return std::lower_bound(start_.begin(), start_.end(), target) - start_.begin();
   }
 
   Entries en_;
   int64_t items_, num_;
-  int threads_;
+  int parts_;
   std::vector<int32_t> start_, order_;
 };
 
-// Runs body(t, out_t) on every thread with out_t a zeroed [size] array of its own
-// (`out` itself for thread 0), then sums them into `out`.
+// Runs body(t, out_t) for every part t with out_t a zeroed [size] array of its own
+// (`out` itself for part 0), then sums them into `out`.
 template <typename Body>
-void WithPartialSums(const ColumnTiles& tiles, float* out, int64_t size, Body body) {
+void WithPartialSums(ffi::ThreadPool& pool, const ColumnTiles& tiles, float* out,
+                     int64_t size, Body body) {
   std::memset(out, 0, sizeof(float) * size);
-  std::vector<std::vector<float>> parts(tiles.threads() - 1);
-  RunParallel(tiles.threads(), [&](int t) {
+  std::vector<std::vector<float>> parts(tiles.parts() - 1);
+  RunParallel(pool, tiles.parts(), [&](int t) {
     if (t == 0) return body(0, out);
     parts[t - 1].assign(size, 0.0f);
     body(t, parts[t - 1].data());
@@ -203,13 +230,14 @@ using F32 = ffi::Buffer<ffi::F32>;
 using S32 = ffi::Buffer<ffi::S32>;
 using Out = ffi::ResultBuffer<ffi::F32>;
 
-ffi::Error SparseInputForward(F32 x, F32 w, S32 row, S32 col, S32 count, Out out) {
+ffi::Error SparseInputForward(ffi::ThreadPool pool, F32 x, F32 w, S32 row, S32 col,
+                              S32 count, Out out) {
   auto en = GetEntries(row, col, count, x.dimensions()[0], x.dimensions()[1]);
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
   const int64_t B = x.dimensions()[0], I = x.dimensions()[1], H = w.dimensions()[1];
   const ColumnTiles tiles(e, I);
-  WithPartialSums(tiles, out->typed_data(), B * H, [&](int t, float* o) {
+  WithPartialSums(pool, tiles, out->typed_data(), B * H, [&](int t, float* o) {
     tiles.ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
       for (int32_t p = first; p < last; ++p) {
         const int32_t k = tiles.order(p);
@@ -221,14 +249,15 @@ ffi::Error SparseInputForward(F32 x, F32 w, S32 row, S32 col, S32 count, Out out
   return ffi::Error::Success();
 }
 
-ffi::Error SparseInputWeightGrad(F32 x, F32 g, S32 row, S32 col, S32 count, Out out) {
+ffi::Error SparseInputWeightGrad(ffi::ThreadPool pool, F32 x, F32 g, S32 row, S32 col,
+                                 S32 count, Out out) {
   auto en = GetEntries(row, col, count, x.dimensions()[0], x.dimensions()[1]);
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
   const int64_t I = x.dimensions()[1], H = g.dimensions()[1];
   const ColumnTiles tiles(e, I);
   float* dw = out->typed_data();
-  RunParallel(tiles.threads(), [&](int t) {
+  RunParallel(pool, tiles.parts(), [&](int t) {
     tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
       std::memset(dw + lo * H, 0, sizeof(float) * n * H);
       for (int32_t p = first; p < last; ++p) {
@@ -241,7 +270,8 @@ ffi::Error SparseInputWeightGrad(F32 x, F32 g, S32 row, S32 col, S32 count, Out 
   return ffi::Error::Success();
 }
 
-ffi::Error SparseInputInputGrad(F32 g, F32 w, S32 row, S32 col, S32 count, Out out) {
+ffi::Error SparseInputInputGrad(ffi::ThreadPool pool, F32 g, F32 w, S32 row, S32 col,
+                                S32 count, Out out) {
   auto en = GetEntries(row, col, count, out->dimensions()[0], out->dimensions()[1]);
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
@@ -249,7 +279,7 @@ ffi::Error SparseInputInputGrad(F32 g, F32 w, S32 row, S32 col, S32 count, Out o
   const ColumnTiles tiles(e, I);
   float* dx = out->typed_data();
   std::memset(dx, 0, sizeof(float) * B * I);
-  RunParallel(tiles.threads(), [&](int t) {
+  RunParallel(pool, tiles.parts(), [&](int t) {
     tiles.ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
       for (int32_t p = first; p < last; ++p) {
         const int32_t k = tiles.order(p);
@@ -261,8 +291,8 @@ ffi::Error SparseInputInputGrad(F32 g, F32 w, S32 row, S32 col, S32 count, Out o
   return ffi::Error::Success();
 }
 
-ffi::Error SparseOutputForward(F32 h, F32 v, F32 c, S32 row, S32 col, S32 count, Out out,
-                               bool items_major) {
+ffi::Error SparseOutputForward(ffi::ThreadPool pool, F32 h, F32 v, F32 c, S32 row, S32 col,
+                               S32 count, Out out, bool items_major) {
   auto en = GetEntries(row, col, count, h.dimensions()[0], c.element_count());
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
@@ -270,7 +300,7 @@ ffi::Error SparseOutputForward(F32 h, F32 v, F32 c, S32 row, S32 col, S32 count,
   const ColumnTiles tiles(e, I);
   float* o = out->typed_data();
   std::memset(o, 0, sizeof(float) * out->element_count());
-  RunParallel(tiles.threads(), [&](int t) {
+  RunParallel(pool, tiles.parts(), [&](int t) {
     std::vector<float> buffer(kTile * H);
     tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
       if (first == last) return;
@@ -285,8 +315,9 @@ ffi::Error SparseOutputForward(F32 h, F32 v, F32 c, S32 row, S32 col, S32 count,
   return ffi::Error::Success();
 }
 
-ffi::Error SparseOutputBackward(F32 g, F32 h, F32 v, S32 row, S32 col, S32 count,
-                                Out dh_out, Out dv_out, Out dc_out, bool items_major) {
+ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 row,
+                                S32 col, S32 count, Out dh_out, Out dv_out, Out dc_out,
+                                bool items_major) {
   auto en = GetEntries(row, col, count, h.dimensions()[0], dc_out->element_count());
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
@@ -295,7 +326,7 @@ ffi::Error SparseOutputBackward(F32 g, F32 h, F32 v, S32 row, S32 col, S32 count
   float* dv = dv_out->typed_data();
   float* dc = dc_out->typed_data();
   std::memset(dc, 0, sizeof(float) * I);
-  WithPartialSums(tiles, dh_out->typed_data(), B * H, [&](int t, float* dh) {
+  WithPartialSums(pool, tiles, dh_out->typed_data(), B * H, [&](int t, float* dh) {
     std::vector<float> rows_buffer(kTile * H), grad_buffer(kTile * H);
     tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
       float* grad = items_major ? dv + lo * H : grad_buffer.data();
@@ -321,9 +352,23 @@ ffi::Error SparseOutputBackward(F32 g, F32 h, F32 v, S32 row, S32 col, S32 count
 }  // namespace
 
 #define AUTOREC_BIND                                                                 \
-  ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<S32>().Arg<S32>().Arg<S32>().Ret<F32>()
+  ffi::Ffi::Bind()                                                                   \
+      .Ctx<ffi::ThreadPool>()                                                        \
+      .Arg<F32>()                                                                    \
+      .Arg<F32>()                                                                    \
+      .Arg<S32>()                                                                    \
+      .Arg<S32>()                                                                    \
+      .Arg<S32>()                                                                    \
+      .Ret<F32>()
 #define AUTOREC_OUTPUT_ARGS                                                          \
-  ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<S32>().Arg<S32>().Arg<S32>()
+  ffi::Ffi::Bind()                                                                   \
+      .Ctx<ffi::ThreadPool>()                                                        \
+      .Arg<F32>()                                                                    \
+      .Arg<F32>()                                                                    \
+      .Arg<F32>()                                                                    \
+      .Arg<S32>()                                                                    \
+      .Arg<S32>()                                                                    \
+      .Arg<S32>()
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputForward, SparseInputForward, AUTOREC_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputWeightGrad, SparseInputWeightGrad,
