@@ -147,9 +147,23 @@ class ColumnTiles {
     }
   }
 
-  // Entry e = order(p): its batch row, item and item offset in its tile.
+  // Calls fn(k, row[k], col[k]) for part t's entries k, tile by tile.
+  template <typename Fn>
+  void ForEachEntry(int t, Fn fn) const {
+    ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
+      for (int32_t p = first; p < last; ++p) {
+        const int32_t k = order_[p];
+        fn(k, int64_t{en_.row[k]}, int64_t{en_.col[k]});
+      }
+    });
+  }
+
+  // Part t's items [first, last).
+  std::pair<int64_t, int64_t> Items(int t) const {
+    return {std::min(Bound(t) * kTile, items_), std::min(Bound(t + 1) * kTile, items_)};
+  }
+
   int32_t order(int32_t p) const { return order_[p]; }
-  const Entries& entries() const { return en_; }
 
  private:
   int64_t Bound(int t) const {
@@ -238,12 +252,8 @@ ffi::Error SparseInputForward(ffi::ThreadPool pool, F32 x, F32 w, S32 row, S32 c
   const int64_t B = x.dimensions()[0], I = x.dimensions()[1], H = w.dimensions()[1];
   const ColumnTiles tiles(e, I);
   WithPartialSums(pool, tiles, out->typed_data(), B * H, [&](int t, float* o) {
-    tiles.ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
-      for (int32_t p = first; p < last; ++p) {
-        const int32_t k = tiles.order(p);
-        const int64_t r = e.row[k], c = e.col[k];
-        Axpy(x.typed_data()[r * I + c], w.typed_data() + c * H, o + r * H, H);
-      }
+    tiles.ForEachEntry(t, [&](int32_t, int64_t r, int64_t c) {
+      Axpy(x.typed_data()[r * I + c], w.typed_data() + c * H, o + r * H, H);
     });
   });
   return ffi::Error::Success();
@@ -258,13 +268,10 @@ ffi::Error SparseInputWeightGrad(ffi::ThreadPool pool, F32 x, F32 g, S32 row, S3
   const ColumnTiles tiles(e, I);
   float* dw = out->typed_data();
   RunParallel(pool, tiles.parts(), [&](int t) {
-    tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
-      std::memset(dw + lo * H, 0, sizeof(float) * n * H);
-      for (int32_t p = first; p < last; ++p) {
-        const int32_t k = tiles.order(p);
-        const int64_t r = e.row[k], c = e.col[k];
-        Axpy(x.typed_data()[r * I + c], g.typed_data() + r * H, dw + c * H, H);
-      }
+    const auto [first, last] = tiles.Items(t);
+    std::memset(dw + first * H, 0, sizeof(float) * (last - first) * H);
+    tiles.ForEachEntry(t, [&](int32_t, int64_t r, int64_t c) {
+      Axpy(x.typed_data()[r * I + c], g.typed_data() + r * H, dw + c * H, H);
     });
   });
   return ffi::Error::Success();
@@ -280,12 +287,8 @@ ffi::Error SparseInputInputGrad(ffi::ThreadPool pool, F32 g, F32 w, S32 row, S32
   float* dx = out->typed_data();
   std::memset(dx, 0, sizeof(float) * B * I);
   RunParallel(pool, tiles.parts(), [&](int t) {
-    tiles.ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
-      for (int32_t p = first; p < last; ++p) {
-        const int32_t k = tiles.order(p);
-        const int64_t r = e.row[k], c = e.col[k];
-        dx[r * I + c] = Dot(g.typed_data() + r * H, w.typed_data() + c * H, H);
-      }
+    tiles.ForEachEntry(t, [&](int32_t, int64_t r, int64_t c) {
+      dx[r * I + c] = Dot(g.typed_data() + r * H, w.typed_data() + c * H, H);
     });
   });
   return ffi::Error::Success();
@@ -351,24 +354,11 @@ ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 r
 
 }  // namespace
 
-#define AUTOREC_BIND                                                                 \
-  ffi::Ffi::Bind()                                                                   \
-      .Ctx<ffi::ThreadPool>()                                                        \
-      .Arg<F32>()                                                                    \
-      .Arg<F32>()                                                                    \
-      .Arg<S32>()                                                                    \
-      .Arg<S32>()                                                                    \
-      .Arg<S32>()                                                                    \
-      .Ret<F32>()
-#define AUTOREC_OUTPUT_ARGS                                                          \
-  ffi::Ffi::Bind()                                                                   \
-      .Ctx<ffi::ThreadPool>()                                                        \
-      .Arg<F32>()                                                                    \
-      .Arg<F32>()                                                                    \
-      .Arg<F32>()                                                                    \
-      .Arg<S32>()                                                                    \
-      .Arg<S32>()                                                                    \
-      .Arg<S32>()
+// A handler's bindings: the thread pool, `floats` float arrays, then row, col, count.
+#define AUTOREC_ARGS(floats) \
+  ffi::Ffi::Bind().Ctx<ffi::ThreadPool>() floats.Arg<S32>().Arg<S32>().Arg<S32>()
+#define AUTOREC_BIND AUTOREC_ARGS(.Arg<F32>().Arg<F32>()).Ret<F32>()
+#define AUTOREC_OUTPUT_ARGS AUTOREC_ARGS(.Arg<F32>().Arg<F32>().Arg<F32>())
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputForward, SparseInputForward, AUTOREC_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputWeightGrad, SparseInputWeightGrad,
@@ -378,7 +368,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputInputGrad, SparseInputInputGrad,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputForward, SparseOutputForward,
                               AUTOREC_OUTPUT_ARGS.Ret<F32>().Attr<bool>("items_major"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputBackward, SparseOutputBackward,
-                              AUTOREC_OUTPUT_ARGS.Ret<F32>()
-                                  .Ret<F32>()
-                                  .Ret<F32>()
-                                  .Attr<bool>("items_major"));
+                              AUTOREC_OUTPUT_ARGS.Ret<F32>().Ret<F32>().Ret<F32>().Attr<bool>(
+                                  "items_major"));
