@@ -1,4 +1,4 @@
-"""Input validation of every reader, proven on a corpus of bad files (tests/bad_inputs/).
+"""Input validation of every reader, proven on a corpus of bad files.
 
 Each case reads one bad input the way a user would (a reader, `datasets.load` with a
 data config, the config checks) and asserts the exact error class, that the message
@@ -6,20 +6,23 @@ starts with `FILE:LINE: ` (or `FILE: ` when the fault is the whole file) and say
 was expected. The end-to-end checks run `python -m autorec_jax.main` on a few of them:
 a non-zero exit and one `error: ...` line on stderr, never a traceback.
 
-Corpus files are tiny and synthetic; the binary ones are written by
-`tests/bad_inputs/make_corpus.py` (checked below to reproduce them byte for byte).
+Corpus files are tiny and synthetic, written by `tests/bad_inputs/make_corpus.py`
+into a temporary folder when this module is imported (no data files are committed).
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib.util
 import math
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import types
 import warnings
 from typing import Any, Callable
@@ -33,7 +36,18 @@ from autorec_jax.data.errors import DataFormatError, DataNotFoundError
 from configs import movielens_1m
 from tests import conftest
 
-CORPUS = pathlib.Path(__file__).resolve().parent / "bad_inputs"
+def _load_make_corpus():
+  spec = importlib.util.spec_from_file_location(
+      "make_corpus", pathlib.Path(__file__).resolve().parent / "bad_inputs" / "make_corpus.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+make_corpus = _load_make_corpus()
+CORPUS = pathlib.Path(tempfile.mkdtemp(prefix="autorec_bad_inputs_"))
+atexit.register(shutil.rmtree, CORPUS, ignore_errors=True)
+make_corpus.build(CORPUS)
 
 
 def bad(rel: str) -> str:
@@ -365,16 +379,12 @@ def test_bad_input_raises_its_exact_error_naming_file_and_line(case, ctx):
 def test_every_corpus_file_is_a_case():
   used = {c.file.split(":")[0] for c in CASES if c.file is not None}  # zip:member
   used |= {"duplicate_pair.csv", "jester_user_without_ratings.csv", "cross_train.csv",
-           "valid.csv", "make_corpus.py"}
-  on_disk = {str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file()
-             and "__pycache__" not in p.parts}
+           "valid.csv"}
+  on_disk = {str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file()}
   assert on_disk - used == set()
 
 
-def test_make_corpus_reproduces_the_committed_binary_files(tmp_path):
-  spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
-  make_corpus = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(make_corpus)
+def test_make_corpus_writes_the_same_small_files_every_time(tmp_path):
   for path in make_corpus.build(tmp_path):
     rel = path.relative_to(tmp_path)
     assert (CORPUS / rel).read_bytes() == path.read_bytes(), rel

@@ -1,13 +1,14 @@
-"""Writes the binary members of the bad-input corpus (tests/bad_inputs/).
+"""Writes the bad-input corpus that tests/bad_inputs_test.py reads.
 
-The plain-text bad inputs are committed as they are; the ones that must be binary
-(truncated archives, UTF-16, Latin-1, lone-CR line ends) are made here, byte for byte
-reproducibly (fixed dates, no host names), and committed too. Rerun after changing:
+Every file is made here, byte for byte reproducibly (fixed dates, no host names):
+the plain-text ones from the literals below, the ones that must be binary
+(truncated archives, UTF-16, Latin-1, lone-CR line ends) by code. Nothing is
+committed but this script; the test module builds the corpus into a temporary
+folder when it is imported. To look at the files:
 
-  python tests/bad_inputs/make_corpus.py
+  python tests/bad_inputs/make_corpus.py /tmp/bad_inputs
 
-`tests/bad_inputs_test.py` checks that the committed files equal what this writes.
-All contents are synthetic.
+All contents are synthetic and a few lines long.
 """
 
 from __future__ import annotations
@@ -22,14 +23,102 @@ import zipfile
 import numpy as np
 import scipy.io
 
-HERE = pathlib.Path(__file__).resolve().parent
-
 # Three synthetic MovieLens-1M style lines (UserID::MovieID::Rating::Timestamp).
 _DAT = "".join(f"{u}::{i}::{r}::{978300000 + k}\n"
                for k, (u, i, r) in enumerate([(1, 10, 4), (2, 11, 3), (3, 12, 5)] * 20))
 _CSV = "user_id,item_id,rating\n" + "".join(f"{u},{10 + u % 7},{1 + u % 5}\n"
                                            for u in range(1, 120))
 _DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def _jester(rows) -> str:
+  """Jester dataset-1 lines: a rating count, then 100 jokes at 99 (unrated) except
+  the given {joke index: text} cells."""
+  lines = []
+  for count, cells in rows:
+    values = [cells.get(k, "99") for k in range(100)]
+    lines.append(f"{count}," + ",".join(values))
+  return "\n".join(lines) + "\n"
+
+
+# The plain-text bad inputs, relative path -> contents (UTF-8).
+_TEXT = {
+    'arabic_digit_rating.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,٣\n',
+    'blank_lines.csv':
+        '\n   \n\n',
+    'cross_test.csv':
+        'user_id,item_id,rating\n4,10,2\n2,11,5\n',
+    'cross_train.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,3\n3,12,5\n',
+    'duplicate_pair.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,3\n1,10,2\n3,12,5\n',
+    'empty.csv':
+        '',
+    'empty_rating_field.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,\n',
+    'fractional_id.csv':
+        'user_id,item_id,rating\n1.5,10,4\n2,11,3\n',
+    'header_only.csv':
+        'user_id,item_id,rating\n',
+    'inf_rating.csv':
+        'user_id,item_id,rating\n1,10,inf\n2,11,3\n',
+    'jester_count_mismatch.csv':
+        _jester([(2, {0: '1.5', 1: '-3.25'}), (3, {4: '9.0', 5: '0'}), (1, {6: '-10'})]),
+    'jester_no_ratings.csv':
+        _jester([(0, {}), (0, {})]),
+    'jester_user_without_ratings.csv':
+        _jester([(2, {0: '1.5', 1: '-3.25'}), (0, {}), (1, {6: '-10'})]),
+    'missing_column.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11\n3,12,5\n',
+    'mixed_delimiters.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,3\n3;12;5\n4,13,2\n',
+    'ml-100k_date_timestamp/u.data':
+        '1\t10\t4\t881250949\n2\t11\t3\t1998-03-04\n',
+    'ml-100k_rating_zero/u.data':
+        '1\t10\t4\t881250949\n2\t11\t3\t891717742\n3\t12\t0\t878887116\n',
+    'ml-100k_three_fields/u.data':
+        '1\t10\t4\n2\t11\t3\n',
+    'ml-1m_commas/ratings.dat':
+        '1,10,4,978300760\n2,11,3,978302109\n',
+    'ml-1m_three_fields/ratings.dat':
+        '1::10::4::978300760\n2::11::3::978302109\n3::12::5\n',
+    'ml-20m_wrong_header/ml-20m/ratings.csv':
+        'user,movie,stars,time\n1,10,4.0,978300760\n',
+    'nan_rating.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,3\n3,12,NaN\n',
+    'netflix_bad_qualifying/qualifying.txt':
+        '1:\n1046323,2005-12-19\n1080030,2005-13-01\n',
+    'netflix_bad_title_year/movie_titles.txt':
+        '1,2003,Dinosaur Planet\n2,20O4,Isle of Man TT 2004 Review\n',
+    'netflix_impossible_date/combined_data_1.txt':
+        '1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n885013,4,2005-02-30\n',
+    'netflix_mv_wrong_movie/mv_0000001.txt':
+        '2:\n1488844,3,2005-09-06\n',
+    'netflix_no_movie_line/combined_data_1.txt':
+        '1488844,3,2005-09-06\n822109,5,2005-05-13\n2:\n30878,4,2005-12-26\n',
+    'netflix_repeated_customer/combined_data_1.txt':
+        '1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n1488844,4,2005-10-19\n',
+    'netflix_slashed_date/combined_data_1.txt':
+        '1:\n1488844,3,2005-09-06\n822109,5,2005/05/13\n',
+    'non_numeric_rating.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,good\n3,12,5\n',
+    'overflowing_rating.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,1e999\n',
+    'rating_above_scale.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,3\n3,12,7\n',
+    'short_first_line.csv':
+        '1,10,4\n2,11,3,978300761\n3,12,5,978300762\n',
+    'stray_quote.csv':
+        'user_id,item_id,rating\n1,10,4\n"2,11",3\n',
+    'unknown_header.csv':
+        'a,b,c,d,e\n1,10,4,0,0\n2,11,3,0,0\n',
+    'valid.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,3\n3,12,5\n4,10,2\n',
+    'wrong_delimiter.tsv':
+        '1\t10\t4\n2\t11\t3\n3\t12\t5\n',
+}
+
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -87,7 +176,7 @@ def _npz() -> bytes:
 
 
 def files() -> dict[str, bytes]:
-  """Relative path -> contents of every generated corpus file."""
+  """Relative path -> contents of every corpus file."""
   tar = _netflix_tar()
   first_member_end = 512 + 512  # header block + one data block (the file is < 512 B)
   ratings_zip = _zip({"ml-1m/movies.dat": b"10::A film (1999)::Drama\n",
@@ -96,6 +185,7 @@ def files() -> dict[str, bytes]:
   crc_zip[60] ^= 0xFF  # inside the deflated data: inflating fails or the CRC differs
   npz = _npz()
   return {
+      **{rel: text.encode("utf-8") for rel, text in _TEXT.items()},
       "truncated.csv.gz": gzip.compress(_CSV.encode(), mtime=0)[:-12],
       "truncated_zip/ml-1m.zip": ratings_zip[:len(ratings_zip) // 2],
       "corrupt_member.zip": bytes(crc_zip),
@@ -116,7 +206,7 @@ def files() -> dict[str, bytes]:
   }
 
 
-def build(root: pathlib.Path = HERE) -> list[pathlib.Path]:
+def build(root: pathlib.Path) -> list[pathlib.Path]:
   """Writes every generated file under `root`; returns their paths."""
   written = []
   for rel, data in files().items():
@@ -128,5 +218,7 @@ def build(root: pathlib.Path = HERE) -> list[pathlib.Path]:
 
 
 if __name__ == "__main__":
-  for p in build(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE):
+  if len(sys.argv) != 2:
+    sys.exit("usage: python tests/bad_inputs/make_corpus.py OUTPUT_DIR")
+  for p in build(pathlib.Path(sys.argv[1])):
     print(p, p.stat().st_size)
