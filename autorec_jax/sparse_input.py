@@ -7,14 +7,14 @@ entries. XLA:CPU's own sparse formulations (gather + segment_sum, BCOO) run slow
 than the dense matmul they would replace (experiments/benchmark.py measures both),
 so this module compiles five small native kernels (`kernels/sparse_input.cc`, XLA
 FFI) on first use with the system C++ compiler, caches the library, and exposes them
-as two differentiable ops:
+as two differentiable ops over a batch given as `SparseRows` (its entry lists; the
+dense [B, I] input is never built):
 
-  sparse_input_matmul(x_BxI, w_IxH, row_E, col_E, count) == x_BxI @ w_IxH
+  sparse_input_matmul(x, w_IxH) == x.todense() @ w_IxH
 
-exact when `x` is zero outside the listed entries (row[e], col[e]), e < count: the
-batcher lists every stored entry of a batch (`CSRBatcher(..., entries=True)`), and
-noise only changes known entries. Its gradients are the weight gradient on the
-listed rows of W and the input gradient at the listed entries.
+with gradients for the entries' values and the weight (nonzero on the listed rows of
+W only). The batcher lists every stored entry of a batch (`CSRBatcher(...,
+entries=True)`), so no dense input crosses to the device at all.
 
   sparse_output_matmul(h_BxH, v_HxI, c_I, row_E, col_E, count)
       == (h_BxH @ v_HxI + c_I)[row_E, col_E]   (0 past count)
@@ -47,6 +47,8 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import struct
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels",
                       "sparse_input.cc")
@@ -147,29 +149,70 @@ def _call(target: str, shape, *args):
   return jax.ffi.ffi_call(TARGETS[target], jax.ShapeDtypeStruct(shape, jnp.float32))(*args)
 
 
-@jax.custom_vjp
-def sparse_input_matmul(x_BxI: jax.Array, w_IxH: jax.Array, row_E: jax.Array,
-                        col_E: jax.Array, count: jax.Array) -> jax.Array:
-  """x @ w from the listed entries of x (see the module docstring); float32."""
+@struct.dataclass
+class SparseRows:
+  """A [num_rows, num_cols] batch given by its entries: value `val[e]` at (`row[e]`,
+  `col[e]`) for e < `count[0]`, zero elsewhere. The lists have a fixed capacity (so
+  nothing recompiles); entries past `count` are padding that nothing reads."""
+
+  row: jax.Array  # int32[E]
+  col: jax.Array  # int32[E]
+  val: jax.Array  # float32[E]
+  count: jax.Array  # int32[1]
+  shape: tuple[int, int] = struct.field(pytree_node=False)
+
+  def valid(self) -> jax.Array:
+    """1.0 for the listed entries, 0.0 for the padding past `count`, float32[E]."""
+    return (jnp.arange(self.row.shape[0]) < self.count[0]).astype(jnp.float32)
+
+  def todense(self) -> jax.Array:
+    """The dense [num_rows, num_cols] matrix (for tests and small inputs)."""
+    return jnp.zeros(self.shape, jnp.float32).at[self.row, self.col].add(
+        self.val * self.valid())
+
+  @classmethod
+  def from_dense(cls, x_BxI, capacity: int | None = None) -> "SparseRows":
+    """The nonzeros of a dense host array, padded to `capacity` (for tests and tools:
+    training batches come listed from the batcher)."""
+    x = np.asarray(x_BxI, np.float32)
+    r, c = np.nonzero(x)
+    capacity = max(capacity or len(r), len(r), 1)
+    pad = capacity - len(r)
+    fill_r, fill_c = (r[-1], c[-1]) if len(r) else (0, 0)
+    return cls(row=jnp.asarray(np.concatenate([r, np.full(pad, fill_r)]), jnp.int32),
+               col=jnp.asarray(np.concatenate([c, np.full(pad, fill_c)]), jnp.int32),
+               val=jnp.asarray(np.concatenate([x[r, c], np.zeros(pad)]), jnp.float32),
+               count=jnp.asarray([len(r)], jnp.int32), shape=tuple(x.shape))
+
+
+def sparse_input_matmul(x: SparseRows, w_IxH: jax.Array) -> jax.Array:
+  """x @ w from x's listed entries (see the module docstring); float32 [B, H]."""
+  return _input_matmul(x.val, w_IxH, x.row, x.col, x.count, x.shape[0])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _input_matmul(val_E, w_IxH, row_E, col_E, count, num_rows):
   _register()
-  return _call("forward", (x_BxI.shape[0], w_IxH.shape[1]), x_BxI, w_IxH, row_E, col_E,
-               count)
+  return _call("forward", (num_rows, w_IxH.shape[1]), val_E.astype(jnp.float32), w_IxH,
+               row_E, col_E, count)
 
 
-def _fwd(x_BxI, w_IxH, row_E, col_E, count):
-  return sparse_input_matmul(x_BxI, w_IxH, row_E, col_E, count), (x_BxI, w_IxH, row_E,
-                                                                  col_E, count)
+def _fwd(val_E, w_IxH, row_E, col_E, count, num_rows):
+  val_E = val_E.astype(jnp.float32)
+  out = _input_matmul(val_E, w_IxH, row_E, col_E, count, num_rows)
+  return out, (val_E, w_IxH, row_E, col_E, count)
 
 
-def _bwd(res, g_BxH):
-  x_BxI, w_IxH, row_E, col_E, count = res
+def _bwd(num_rows, res, g_BxH):
+  del num_rows
+  val_E, w_IxH, row_E, col_E, count = res
   g_BxH = g_BxH.astype(jnp.float32)
-  dx = _call("input_grad", x_BxI.shape, g_BxH, w_IxH, row_E, col_E, count)
-  dw = _call("weight_grad", w_IxH.shape, x_BxI, g_BxH, row_E, col_E, count)
-  return dx, dw, None, None, None
+  dval = _call("input_grad", val_E.shape, g_BxH, w_IxH, row_E, col_E, count)
+  dw = _call("weight_grad", w_IxH.shape, val_E, g_BxH, row_E, col_E, count)
+  return dval, dw, None, None, None
 
 
-sparse_input_matmul.defvjp(_fwd, _bwd)
+_input_matmul.defvjp(_fwd, _bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))

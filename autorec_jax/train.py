@@ -28,7 +28,8 @@ from absl import logging
 from autorec_jax import checkpoint, config_checks, evaluate, faults, losses, metrics, optim
 from autorec_jax import parallel
 from autorec_jax import noise as noise_lib
-from autorec_jax import preprocess, ranking, resources, sparse_input
+from autorec_jax import preprocess, ranking, resources
+from autorec_jax import sparse_input as sparse_lib
 from autorec_jax.data import datasets, splits
 from autorec_jax.data.batching import CSRBatcher
 from autorec_jax.models.autoencoder import AutoEncoder, count_params
@@ -71,7 +72,8 @@ def init_state(model: AutoEncoder, tx: optax.GradientTransformation, num_inputs:
 def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                     refeed_steps: int, noise: noise_lib.NoiseConfig | None = None,
                     alpha: float = 1.0, beta: float = 1.0,
-                    sparse_input: bool = False) -> Callable:
+                    sparse_input: bool = False, num_inputs: int | None = None
+                    ) -> Callable:
   """(state, batch, key) -> (state, metrics): one update on the sparse batch, then
   `refeed_steps` dense re-feeding updates (DeepRec section 2.2).
 
@@ -79,15 +81,18 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
   Strub & Mary's alpha/beta loss (alpha on corrupted, beta on the other known
   entries). Re-feeding treats the previous output f(x) (no gradient through it) as a
   new dense example and fits f(f(x)) to it with every entry of the real rows
-  observed; each pass draws its own dropout mask. With `sparse_input` the sparse
-  pass computes the first layer from the batch's entry lists (autorec_jax.sparse_input;
-  noise only changes known entries, so they still cover the input) and the loss
-  and the output layer's gradients at those entries only (the dense output is
-  computed only when a re-feeding pass needs it as its input); re-feeding passes
-  are dense.
+  observed; each pass draws its own dropout mask. With `sparse_input` (batches from
+  `CSRBatcher(entries=True)`, dense "x"/"mask" only where noise needs them; the input
+  width `num_inputs` is then required) the sparse pass computes the first layer from
+  the batch's entry lists (autorec_jax.sparse_input; noise only changes known
+  entries, so they still cover the input) and the loss and the output layer's
+  gradients at those entries only (the dense output is computed only when a
+  re-feeding pass needs it as its input); re-feeding passes are dense.
   """
   denoise = noise is not None and noise.active
   output = "entries+dense" if refeed_steps else "entries"
+  if sparse_input and not num_inputs:
+    raise ValueError("the sparse input path needs num_inputs, the input width")
 
   def objective(pred, target, mask, corrupted):
     """Masked MSE, or Strub & Mary's alpha/beta loss where `corrupted` is given;
@@ -98,41 +103,51 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                                         beta=beta)
     return total / jnp.maximum(count, 1.0)
 
-  def loss_fn(params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries):
-    """(loss, the dense output a re-feeding pass takes as input, else None)."""
-    if entries is None:
-      pred_BxI = model.apply({"params": params}, x_BxI, train=True,
+  def loss_fn(params, x, y, m, c, dropout_key):
+    """(loss, the dense output a re-feeding pass takes as input, else None); x is
+    dense [B, I] (y, m, c alike) or SparseRows (y, m, c at its entries, [E])."""
+    if not isinstance(x, sparse_lib.SparseRows):
+      pred_BxI = model.apply({"params": params}, x, train=True,
                              rngs={"dropout": dropout_key})
-      return objective(pred_BxI, y_BxI, m_BxI, c_BxI), pred_BxI
-    out = model.apply({"params": params}, x_BxI, train=True, entries=entries,
-                      output=output, rngs={"dropout": dropout_key})
+      return objective(pred_BxI, y, m, c), pred_BxI
+    out = model.apply({"params": params}, x, train=True, output=output,
+                      rngs={"dropout": dropout_key})
     pred_E, pred_BxI = out if refeed_steps else (out, None)
-    row_E, col_E, count = entries
-    valid_E = jnp.arange(row_E.shape[0]) < count[0]
-    c_E = None if c_BxI is None else c_BxI[row_E, col_E]
-    return objective(pred_E, y_BxI[row_E, col_E], m_BxI[row_E, col_E] * valid_E,
-                     c_E), pred_BxI
+    return objective(pred_E, y, m, c), pred_BxI
 
-  def update(state, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries=None):
+  def update(state, x, y, m, c, dropout_key):
     (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, x_BxI, y_BxI, m_BxI, c_BxI, dropout_key, entries)
+        state.params, x, y, m, c, dropout_key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return state.replace(params=params, opt_state=opt_state), loss, grads, pred_BxI
 
+  def sparse_inputs(batch, keys):
+    """(input SparseRows, target, mask, corrupted) at the batch's listed entries."""
+    row_E, col_E, count = batch["entry_row"], batch["entry_col"], batch["entry_count"]
+    y_E = batch["entry_val"]
+    x = sparse_lib.SparseRows(row_E, col_E, y_E, count,
+                              shape=(batch["row_mask"].shape[0], num_inputs))
+    m_E = x.valid()
+    if not denoise:
+      return x, y_E, m_E, None
+    # Corrupted like the dense path (same draws), then read at the entries.
+    m_BxI = batch["mask"] * batch["row_mask"][:, None]
+    in_BxI, c_BxI = noise_lib.corrupt(batch["x"], m_BxI, noise, keys[1])
+    return x.replace(val=in_BxI[row_E, col_E]), y_E, m_E, c_BxI[row_E, col_E]
+
   def train_step(state, batch, key):
     keys = jax.random.split(jax.random.fold_in(key, state.step), 2 + refeed_steps)
     row_mask_B = batch["row_mask"]
-    x_BxI = batch["x"]
-    m_BxI = batch["mask"] * row_mask_B[:, None]
-    in_BxI, c_BxI = x_BxI, None
-    if denoise:
-      in_BxI, c_BxI = noise_lib.corrupt(x_BxI, m_BxI, noise, keys[1])
-    entries = None
     if sparse_input:
-      entries = (batch["entry_row"], batch["entry_col"], batch["entry_count"])
-    state, loss, grads, pred_BxI = update(state, in_BxI, x_BxI, m_BxI, c_BxI, keys[0],
-                                          entries)
+      x, y, m, c = sparse_inputs(batch, keys)
+    else:
+      y = batch["x"]
+      m = batch["mask"] * row_mask_B[:, None]
+      x, c = y, None
+      if denoise:
+        x, c = noise_lib.corrupt(y, m, noise, keys[1])
+    state, loss, grads, pred_BxI = update(state, x, y, m, c, keys[0])
     out = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
            "train/rows": jnp.sum(row_mask_B)}
     refeed_losses = []
@@ -165,9 +180,9 @@ def choose_input_path(cfg, train_csr: Any = None) -> str:
   if train_csr is not None and train_csr.shape[0] * train_csr.shape[1]:
     density = train_csr.nnz / (train_csr.shape[0] * train_csr.shape[1])
   try:
-    path, why = sparse_input.resolve(cfg.model.get("input_path", "dense"),
+    path, why = sparse_lib.resolve(cfg.model.get("input_path", "dense"),
                                      num_devices=jax.device_count(), density=density)
-  except sparse_input.KernelUnavailable as e:
+  except sparse_lib.KernelUnavailable as e:
     raise config_checks.ConfigError(str(e)) from e
   logging.info("input path: %s (%s)", path, why)
   return path
@@ -292,10 +307,12 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
   pre, train_csr = model_inputs(cfg, data)
   input_path = choose_input_path(cfg, train_csr)
+  noise = make_noise(cfg, pre, data.loaded.rating_scale)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed,
                        process_index=jax.process_index(),
                        process_count=jax.process_count(), prefetch=cfg.train.prefetch,
-                       entries=input_path == "sparse")
+                       entries=input_path == "sparse",
+                       dense=input_path == "dense" or noise.active)
   eval_batcher = CSRBatcher(train_csr, cfg.eval.batch_size, seed=cfg.seed,
                             process_index=jax.process_index(),
                             process_count=jax.process_count(), prefetch=cfg.train.prefetch)
@@ -367,9 +384,9 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
                                        lr_scale=lr_scale,
                                        updates_per_step=1 + cfg.train.refeed_steps)
     step_fn = make_train_step(model, tx_, refeed_steps=cfg.train.refeed_steps,
-                              noise=make_noise(cfg, pre, data.loaded.rating_scale),
-                              alpha=cfg.loss.alpha, beta=cfg.loss.beta,
-                              sparse_input=input_path == "sparse")
+                              noise=noise, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
+                              sparse_input=input_path == "sparse",
+                              num_inputs=batcher.num_cols)
     return jax.jit(step_fn, in_shardings=(repl, sharded, repl),
                    out_shardings=(repl, repl), donate_argnums=0), schedule_
 

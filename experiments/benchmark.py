@@ -181,13 +181,15 @@ def sparse_kernels(batch: dict, width: int, repeats: int) -> dict[str, float]:
   }
   from autorec_jax import sparse_input  # pylint: disable=import-outside-toplevel
   if sparse_input.available()[0]:
-    entries = (r, c, jnp.asarray([len(rows_B)], jnp.int32))
+    rows = sparse_input.SparseRows(r, c, v, jnp.asarray([len(rows_B)], jnp.int32),
+                                   shape=(num_rows, num_inputs))
 
-    def native(k, x):
-      return jnp.vdot(sparse_input.sparse_input_matmul(x, k, *entries), cot)
+    def native(k, rows):
+      return jnp.vdot(sparse_input.sparse_input_matmul(rows, k), cot)
 
-    out["native_s"] = time_call(grad(native), kernel, x, repeats=repeats)
-    out.update(output_layer_kernels(num_rows, num_inputs, width, entries, repeats))
+    out["native_s"] = time_call(grad(native), kernel, rows, repeats=repeats)
+    out.update(output_layer_kernels(num_rows, num_inputs, width,
+                                    (r, c, rows.count), repeats))
   return out
 
 
@@ -234,7 +236,8 @@ def step_times(cfg, train_csr, num_inputs: int, repeats: int) -> dict[str, float
     tx, _ = optim.from_config(cfg.optim, batcher.num_train_batches)
     for path in paths:
       step = jax.jit(train.make_train_step(model, tx, refeed_steps=refeed,
-                                           sparse_input=path == "sparse"))
+                                           sparse_input=path == "sparse",
+                                           num_inputs=num_inputs))
       state = train.init_state(model, tx, num_inputs, jax.random.key(0))
       key = jax.random.key(1)
       out[f"{path}_refeed{refeed}_s"] = time_call(

@@ -101,12 +101,15 @@ class CSRBatcher:
     entries: train batches also list their stored entries (for the sparse input
       path, autorec_jax.sparse_input): "entry_row", "entry_col" int32[entry_capacity]
       (row within the local batch, column; rows ascending; padding repeats the last
-      entry) and "entry_count" int32[1].
+      entry), "entry_val" float32[entry_capacity] (the ratings; padding 0) and
+      "entry_count" int32[1].
+    dense: train batches hold the dense "x" and "mask" (False needs `entries`: the
+      lists are then the whole batch, and no [B_local, I] array is built or sent).
   """
 
   def __init__(self, matrix: sp.csr_matrix, batch_size: int, *, seed: int,
                process_index: int = 0, process_count: int = 1, prefetch: int = 2,
-               entries: bool = False):
+               entries: bool = False, dense: bool = True):
     self._csr = _as_csr("matrix", matrix)
     self.batch_size = _check_int("batch_size", batch_size, 1)
     self.seed = _check_int("seed", seed, 0)
@@ -125,6 +128,9 @@ class CSRBatcher:
     self.train_rows = np.flatnonzero(np.diff(self._indptr) > 0).astype(np.int64)
     self.num_train_batches = -(-len(self.train_rows) // self.batch_size)
     self.entries = bool(entries)
+    self.dense = bool(dense)
+    if not (self.dense or self.entries):
+      raise ValueError("a batcher without dense batches needs entries=True")
     # The most entries any local batch can hold: its rows' largest counts summed.
     counts = np.sort(np.diff(self._indptr))[::-1]
     self.entry_capacity = max(int(counts[:self.local_batch_size].sum()), 1)
@@ -133,7 +139,8 @@ class CSRBatcher:
                     ) -> Iterator[dict[str, np.ndarray]]:
     """One shuffled epoch over `train_rows`, each row exactly once.
 
-    Yields {"x": f32[B_local, I], "mask": f32[B_local, I], "row_mask": f32[B_local]};
+    Yields {"x": f32[B_local, I], "mask": f32[B_local, I], "row_mask": f32[B_local]}
+    (without "x" and "mask" when not `dense`; with the entry lists when `entries`);
     padding rows (only in the last batch) are all zero with row_mask 0. `start_batch`
     skips the epoch's first batches without building them (resuming mid-epoch).
     """
@@ -143,25 +150,31 @@ class CSRBatcher:
     B, I = self.local_batch_size, self.num_cols
 
     def new_slot():
-      extra = {}
+      arrays = {"row_mask": np.zeros((B,), np.float32)}
+      if self.dense:
+        arrays.update(x=np.zeros((B, I), np.float32), mask=np.zeros((B, I), np.float32))
       if self.entries:
-        extra = {"entry_row": np.zeros((self.entry_capacity,), np.int32),
-                 "entry_col": np.zeros((self.entry_capacity,), np.int32),
-                 "entry_count": np.zeros((1,), np.int32)}
-      return _Slot({"x": np.zeros((B, I), np.float32), "mask": np.zeros((B, I), np.float32),
-                    "row_mask": np.zeros((B,), np.float32), **extra})
+        arrays.update(entry_row=np.zeros((self.entry_capacity,), np.int32),
+                      entry_col=np.zeros((self.entry_capacity,), np.int32),
+                      entry_val=np.zeros((self.entry_capacity,), np.float32),
+                      entry_count=np.zeros((1,), np.int32))
+      return _Slot(arrays)
 
     def fill(slot, n):
       rows = self._local_rows(order_N, start_batch + n)
       a = slot.arrays
-      self._scatter(slot, "x", self._csr, rows, a["x"], a["mask"])
+      if self.dense:
+        flat, pos = self._scatter(slot, "x", self._csr, rows, a["x"], a["mask"])
+      else:
+        flat, pos = self._positions(self._csr, rows)
       a["row_mask"].fill(0.0)
       a["row_mask"][:len(rows)] = 1.0
-      if self.entries:
-        flat = slot.written["x"]  # row-major positions: rows ascend with them
+      if self.entries:  # row-major positions: rows ascend with them
         k = len(flat)
-        a["entry_row"][:k] = flat // I
-        a["entry_col"][:k] = flat % I
+        np.floor_divide(flat, I, out=a["entry_row"][:k], casting="unsafe")
+        np.remainder(flat, I, out=a["entry_col"][:k], casting="unsafe")
+        np.take(self._csr.data, pos, out=a["entry_val"][:k])
+        a["entry_val"][k:] = 0.0
         if k:
           a["entry_row"][k:] = a["entry_row"][k - 1]
           a["entry_col"][k:] = a["entry_col"][k - 1]
@@ -224,9 +237,25 @@ class CSRBatcher:
     start = n * self.batch_size + self.process_index * self.local_batch_size
     return rows_N[start:start + self.local_batch_size]
 
+  def _positions(self, csr: sp.csr_matrix, rows: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(row-major positions in a [len(rows), I] batch, positions in `csr.data`) of
+    the stored entries of `rows`, in row order."""
+    indptr = csr.indptr
+    starts = indptr[rows].astype(np.int64)
+    lens = indptr[rows + 1].astype(np.int64) - starts
+    ends = np.cumsum(lens)
+    pos = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    pos += np.repeat(starts - (ends - lens), lens)
+    flat = np.repeat(np.arange(len(rows), dtype=np.int64) * self.num_cols, lens)
+    flat += csr.indices[pos]
+    return flat, pos
+
   def _scatter(self, slot: _Slot, source: str, csr: sp.csr_matrix, rows: np.ndarray,
-               values_BxI: np.ndarray, mask_BxI: np.ndarray | None) -> None:
-    """Writes rows of `csr` densely into the first len(rows) rows of the buffers.
+               values_BxI: np.ndarray, mask_BxI: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Writes rows of `csr` densely into the first len(rows) rows of the buffers;
+    returns what `_positions` returns.
 
     Only the entries written last time into this slot are cleared (not the whole
     buffer), which matters for wide, sparse inputs; padding rows stay zero. A numpy
@@ -240,18 +269,12 @@ class CSRBatcher:
       values_flat[old] = 0.0
       if mask_flat is not None:
         mask_flat[old] = 0.0
-    indptr = csr.indptr
-    starts = indptr[rows].astype(np.int64)
-    lens = indptr[rows + 1].astype(np.int64) - starts
-    ends = np.cumsum(lens)
-    pos = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
-    pos += np.repeat(starts - (ends - lens), lens)
-    flat = np.repeat(np.arange(len(rows), dtype=np.int64) * self.num_cols, lens)
-    flat += csr.indices[pos]
+    flat, pos = self._positions(csr, rows)
     values_flat[flat] = csr.data[pos]
     if mask_flat is not None:
       mask_flat[flat] = 1.0
     slot.written[source] = flat
+    return flat, pos
 
   def _pipeline(self, num_batches: int, new_slot: Callable[[], _Slot],
                 fill: Callable[[_Slot, int], None]) -> Iterator[dict[str, np.ndarray]]:

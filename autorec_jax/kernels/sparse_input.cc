@@ -1,10 +1,10 @@
 // The first and last layers of a sparse-input autoencoder over the observed entries
 // only, as XLA FFI CPU kernels (autorec_jax/sparse_input.py builds and registers
-// them). A batch's entries are (row[e], col[e]) for e < count; x [B, I] is dense but
-// zero outside them; the first layer's W is [I, H]:
+// them). A batch's entries are (row[e], col[e]) with values val[e] for e < count: the
+// nonzeros of a [B, I] input x that is never built; the first layer's W is [I, H]:
 //   SparseInputForward     out[B, H] = x @ W         (rows of W of listed columns)
 //   SparseInputWeightGrad  out[I, H] = x^T @ g       (only listed rows nonzero)
-//   SparseInputInputGrad   out[B, I] = g @ W^T       (at the entries, 0 elsewhere)
+//   SparseInputInputGrad   out[E]    = (g @ W^T)[row[e], col[e]]  (0 past count)
 // The output layer, h [B, H] -> [B, I] through V ([H, I], or [I, H] when
 // items_major, a tied decoder's encoder kernel) and bias c [I], at the entries only:
 //   SparseOutputForward    out[e] = h[row[e]] . V[:, col[e]] + c[col[e]]
@@ -90,13 +90,15 @@ struct Entries {
 
 // The entry lists, checked: count within the capacity and every listed (row, col)
 // inside the [rows, cols] matrix it indexes, so that no kernel reads or writes wild.
+// `values`, where given, is the length of the entries' value list.
 ffi::ErrorOr<Entries> GetEntries(ffi::Buffer<ffi::S32>& row, ffi::Buffer<ffi::S32>& col,
                                  ffi::Buffer<ffi::S32>& count_buf, int64_t rows,
-                                 int64_t cols) {
+                                 int64_t cols, int64_t values = -1) {
   const int32_t count = count_buf.typed_data()[0];
-  if (count < 0 || count > row.element_count() || row.element_count() != col.element_count()) {
+  if (count < 0 || count > row.element_count() || row.element_count() != col.element_count() ||
+      (values >= 0 && values != row.element_count())) {
     return ffi::Unexpected(ffi::Error(ffi::ErrorCode::kInvalidArgument,
-                                      "sparse_input: entry count outside [0, capacity]"));
+                                      "sparse_input: entry count outside [0, capacity] or entry lists of unequal lengths"));
   }
   const int32_t* r = row.typed_data();
   const int32_t* c = col.typed_data();
@@ -244,34 +246,34 @@ using F32 = ffi::Buffer<ffi::F32>;
 using S32 = ffi::Buffer<ffi::S32>;
 using Out = ffi::ResultBuffer<ffi::F32>;
 
-ffi::Error SparseInputForward(ffi::ThreadPool pool, F32 x, F32 w, S32 row, S32 col,
+ffi::Error SparseInputForward(ffi::ThreadPool pool, F32 val, F32 w, S32 row, S32 col,
                               S32 count, Out out) {
-  auto en = GetEntries(row, col, count, x.dimensions()[0], x.dimensions()[1]);
+  const int64_t B = out->dimensions()[0], I = w.dimensions()[0], H = w.dimensions()[1];
+  auto en = GetEntries(row, col, count, B, I, val.element_count());
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
-  const int64_t B = x.dimensions()[0], I = x.dimensions()[1], H = w.dimensions()[1];
   const ColumnTiles tiles(e, I);
   WithPartialSums(pool, tiles, out->typed_data(), B * H, [&](int t, float* o) {
-    tiles.ForEachEntry(t, [&](int32_t, int64_t r, int64_t c) {
-      Axpy(x.typed_data()[r * I + c], w.typed_data() + c * H, o + r * H, H);
+    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t c) {
+      Axpy(val.typed_data()[k], w.typed_data() + c * H, o + r * H, H);
     });
   });
   return ffi::Error::Success();
 }
 
-ffi::Error SparseInputWeightGrad(ffi::ThreadPool pool, F32 x, F32 g, S32 row, S32 col,
+ffi::Error SparseInputWeightGrad(ffi::ThreadPool pool, F32 val, F32 g, S32 row, S32 col,
                                  S32 count, Out out) {
-  auto en = GetEntries(row, col, count, x.dimensions()[0], x.dimensions()[1]);
+  const int64_t B = g.dimensions()[0], I = out->dimensions()[0], H = g.dimensions()[1];
+  auto en = GetEntries(row, col, count, B, I, val.element_count());
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
-  const int64_t I = x.dimensions()[1], H = g.dimensions()[1];
   const ColumnTiles tiles(e, I);
   float* dw = out->typed_data();
   RunParallel(pool, tiles.parts(), [&](int t) {
     const auto [first, last] = tiles.Items(t);
     std::memset(dw + first * H, 0, sizeof(float) * (last - first) * H);
-    tiles.ForEachEntry(t, [&](int32_t, int64_t r, int64_t c) {
-      Axpy(x.typed_data()[r * I + c], g.typed_data() + r * H, dw + c * H, H);
+    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t c) {
+      Axpy(val.typed_data()[k], g.typed_data() + r * H, dw + c * H, H);
     });
   });
   return ffi::Error::Success();
@@ -279,16 +281,16 @@ ffi::Error SparseInputWeightGrad(ffi::ThreadPool pool, F32 x, F32 g, S32 row, S3
 
 ffi::Error SparseInputInputGrad(ffi::ThreadPool pool, F32 g, F32 w, S32 row, S32 col,
                                 S32 count, Out out) {
-  auto en = GetEntries(row, col, count, out->dimensions()[0], out->dimensions()[1]);
+  const int64_t B = g.dimensions()[0], I = w.dimensions()[0], H = g.dimensions()[1];
+  auto en = GetEntries(row, col, count, B, I);
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
-  const int64_t B = out->dimensions()[0], I = out->dimensions()[1], H = g.dimensions()[1];
   const ColumnTiles tiles(e, I);
-  float* dx = out->typed_data();
-  std::memset(dx, 0, sizeof(float) * B * I);
+  float* dval = out->typed_data();
+  std::memset(dval, 0, sizeof(float) * out->element_count());
   RunParallel(pool, tiles.parts(), [&](int t) {
-    tiles.ForEachEntry(t, [&](int32_t, int64_t r, int64_t c) {
-      dx[r * I + c] = Dot(g.typed_data() + r * H, w.typed_data() + c * H, H);
+    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t c) {
+      dval[k] = Dot(g.typed_data() + r * H, w.typed_data() + c * H, H);
     });
   });
   return ffi::Error::Success();

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from autorec_jax import sparse_input
+from autorec_jax.models.dropout import Dropout
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "selu": jax.nn.selu,
@@ -103,15 +104,14 @@ class AutoEncoder(nn.Module):
   compute_dtype: str = "float32"
 
   @nn.compact
-  def __call__(self, x_BxI: jax.Array, *, train: bool,
-               entries: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+  def __call__(self, x: jax.Array | sparse_input.SparseRows, *, train: bool,
                output: str = "dense"):
     """Maps rating rows [batch, n] to predicted rows [batch, n].
 
-    `entries` = (row_E, col_E, count) lists every nonzero of x_BxI (see
-    autorec_jax.sparse_input): the first layer is then computed from those entries
-    only, in float32, by the native sparse kernels; same result as without. With
-    entries, `output` (a key of OUTPUTS) can also ask for the predictions at those
+    `x` is the dense [batch, n] input, or a `sparse_input.SparseRows` listing its
+    nonzeros: the first layer is then computed from those entries only, in float32,
+    by the native sparse kernels; same result as with `x.todense()`. With sparse
+    rows, `output` (a key of OUTPUTS) can also ask for the predictions at the listed
     entries only, [E] (0 past count), all a loss over the observed entries needs:
     "entries" computes the output layer there alone (float32, native kernels too);
     "entries+dense" returns them with the dense [batch, n] output as a constant (no
@@ -122,28 +122,29 @@ class AutoEncoder(nn.Module):
       raise ValueError("AutoEncoder needs at least one hidden layer")
     if output not in OUTPUTS:
       raise ValueError(f"output={output!r} must be one of {OUTPUTS}")
-    if output != "dense" and entries is None:
-      raise ValueError(f"output={output!r} needs the entries")
+    sparse = isinstance(x, sparse_input.SparseRows)
+    if output != "dense" and not sparse:
+      raise ValueError(f"output={output!r} needs the input as sparse_input.SparseRows")
     act = ACTIVATIONS[self.activation]
     kernel_init = INITIALIZERS[self.kernel_init]
     matmul = (_float32_matmul if self.compute_dtype == "float32"
               else _low_precision_matmul(COMPUTE_DTYPES[self.compute_dtype]))
-    num_inputs = x_BxI.shape[-1]
+    num_inputs = x.shape[-1]
     widths = [num_inputs, *self.hidden]
 
-    h = x_BxI
+    h = x
     enc_kernels = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
       kernel = self.param(f"enc{i}_kernel", kernel_init, (n_in, n_out))
       bias = self.param(f"enc{i}_bias", nn.initializers.zeros, (n_out,))
       enc_kernels.append(kernel)
-      if i == 0 and entries is not None:
-        h = act(sparse_input.sparse_input_matmul(h, kernel, *entries) + bias[None, :])
+      if i == 0 and sparse:
+        h = act(sparse_input.sparse_input_matmul(x, kernel) + bias[None, :])
       else:
         h = act(matmul(h, kernel) + bias[None, :])
 
     if self.dropout > 0.0:
-      h = nn.Dropout(rate=self.dropout, deterministic=not train)(h)
+      h = Dropout(rate=self.dropout, deterministic=not train)(h)
 
     num_layers = len(self.hidden)
     for j in range(num_layers):
@@ -157,7 +158,8 @@ class AutoEncoder(nn.Module):
       if j == num_layers - 1 and output != "dense":
         # A tied kernel goes in as the encoder's [n, w1] kernel: no transpose made.
         at_entries = sparse_input.sparse_output_matmul(
-            h, enc_kernels[0] if self.tied else kernel, bias, *entries, self.tied)
+            h, enc_kernels[0] if self.tied else kernel, bias, x.row, x.col, x.count,
+            self.tied)
         if self.output_activation:
           at_entries = act(at_entries)
         if output == "entries":
