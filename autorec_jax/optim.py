@@ -73,15 +73,14 @@ def make_optimizer(*, name: str, learning_rate: optax.ScalarOrSchedule,
   return optax.chain(*parts, base)
 
 
-def from_config(optim_cfg, steps_per_epoch: int, *, lr_scale: float = 1.0,
-                updates_per_step: int = 1
-                ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """The optimizer and its schedule (per train step) for a `config.optim` group.
+def learning_rate_fn(optim_cfg, steps_per_epoch: int, *, lr_scale: float = 1.0,
+                     updates_per_step: int = 1) -> tuple[optax.Schedule, optax.Schedule]:
+  """(the learning rate per optimizer update, the same per train step).
 
   A train step with dense re-feeding makes `updates_per_step` optimizer updates; the
   schedule is counted in train steps, so every update of a step uses that step's
   learning rate. `lr_scale` multiplies the learning rate (a run rolled back after a
-  NaN loss); the optimizer state's structure does not depend on it.
+  NaN loss).
   """
   schedule = make_schedule(
       learning_rate=optim_cfg.learning_rate * lr_scale, schedule=optim_cfg.schedule,
@@ -89,6 +88,17 @@ def from_config(optim_cfg, steps_per_epoch: int, *, lr_scale: float = 1.0,
       decay_epochs=tuple(optim_cfg.decay_epochs))
   per_update = schedule if updates_per_step == 1 else (
       lambda count: schedule(count // updates_per_step))
+  return per_update, schedule
+
+
+def from_config(optim_cfg, steps_per_epoch: int, *, lr_scale: float = 1.0,
+                updates_per_step: int = 1
+                ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The optimizer and its schedule (per train step) for a `config.optim` group
+  (`learning_rate_fn` says how re-feeding's updates and `lr_scale` count); the
+  optimizer state's structure does not depend on them."""
+  per_update, schedule = learning_rate_fn(optim_cfg, steps_per_epoch, lr_scale=lr_scale,
+                                          updates_per_step=updates_per_step)
   tx = make_optimizer(
       name=optim_cfg.name, learning_rate=per_update, momentum=optim_cfg.momentum,
       nesterov=optim_cfg.nesterov, weight_decay=optim_cfg.weight_decay,

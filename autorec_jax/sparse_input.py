@@ -56,7 +56,9 @@ TARGETS = {"forward": "AutorecSparseInputForward",
            "weight_grad": "AutorecSparseInputWeightGrad",
            "input_grad": "AutorecSparseInputInputGrad",
            "output_forward": "AutorecSparseOutputForward",
-           "output_backward": "AutorecSparseOutputBackward"}
+           "output_backward": "AutorecSparseOutputBackward",
+           # The optimizer's update, built into the same library (autorec_jax.fused_sgd).
+           "sgd_momentum": "AutorecSgdMomentum"}
 INPUT_PATHS = ("dense", "sparse", "auto")
 # `auto` takes the sparse path at or below this share of stored entries: ML-1M (4%)
 # and Netflix (1.1%) steps take 30-57% less time sparse; per multiply-add the kernels
@@ -126,7 +128,9 @@ def build() -> str:
 
 
 @functools.cache
-def _register() -> None:
+def register() -> None:
+  """Builds (once) and registers the native kernels with XLA; raises
+  KernelUnavailable where they cannot run."""
   if jax.default_backend() != "cpu":
     raise KernelUnavailable(f"the sparse input kernels run on CPU only, not on "
                             f"{jax.default_backend()}")
@@ -139,7 +143,7 @@ def _register() -> None:
 def available() -> tuple[bool, str]:
   """(True, '') when the kernels can run here, else (False, the reason)."""
   try:
-    _register()
+    register()
   except (KernelUnavailable, OSError) as e:
     return False, str(e)
   return True, ""
@@ -192,7 +196,7 @@ def sparse_input_matmul(x: SparseRows, w_IxH: jax.Array) -> jax.Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
 def _input_matmul(val_E, w_IxH, row_E, col_E, count, num_rows):
-  _register()
+  register()
   return _call("forward", (num_rows, w_IxH.shape[1]), val_E.astype(jnp.float32), w_IxH,
                row_E, col_E, count)
 
@@ -225,7 +229,7 @@ def sparse_output_matmul(h_BxH: jax.Array, v: jax.Array, c_I: jax.Array, row_E: 
   encoder kernel, so no transpose is materialized). The gradients are dense in h and
   c and in v's listed items, the products only over the entries (O(E * H)).
   """
-  _register()
+  register()
   return jax.ffi.ffi_call(TARGETS["output_forward"],
                           jax.ShapeDtypeStruct(row_E.shape, jnp.float32))(
                               h_BxH.astype(jnp.float32), v, c_I, row_E, col_E, count,

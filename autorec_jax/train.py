@@ -26,6 +26,7 @@ import optax
 from absl import logging
 
 from autorec_jax import checkpoint, config_checks, evaluate, faults, losses, metrics, optim
+from autorec_jax import fused_sgd as fused_sgd_lib
 from autorec_jax import parallel
 from autorec_jax import noise as noise_lib
 from autorec_jax import preprocess, ranking, resources
@@ -72,8 +73,8 @@ def init_state(model: AutoEncoder, tx: optax.GradientTransformation, num_inputs:
 def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                     refeed_steps: int, noise: noise_lib.NoiseConfig | None = None,
                     alpha: float = 1.0, beta: float = 1.0,
-                    sparse_input: bool = False, num_inputs: int | None = None
-                    ) -> Callable:
+                    sparse_input: bool = False, num_inputs: int | None = None,
+                    fused_sgd: "fused_sgd_lib.FusedSgd | None" = None) -> Callable:
   """(state, batch, key) -> (state, metrics): one update on the sparse batch, then
   `refeed_steps` dense re-feeding updates (DeepRec section 2.2).
 
@@ -87,7 +88,9 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
   the batch's entry lists (autorec_jax.sparse_input; noise only changes known
   entries, so they still cover the input) and the loss and the output layer's
   gradients at those entries only (the dense output is computed only when a
-  re-feeding pass needs it as its input); re-feeding passes are dense.
+  re-feeding pass needs it as its input); re-feeding passes are dense. With
+  `fused_sgd` (the same update as `tx`, see autorec_jax.fused_sgd) the updates run
+  natively, one pass per parameter array.
   """
   denoise = noise is not None and noise.active
   output = "entries+dense" if refeed_steps else "entries"
@@ -116,11 +119,16 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
     return objective(pred_E, y, m, c), pred_BxI
 
   def update(state, x, y, m, c, dropout_key):
+    """(new state, loss, the gradient's global norm, the dense output or None)."""
     (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, x, y, m, c, dropout_key)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return state.replace(params=params, opt_state=opt_state), loss, grads, pred_BxI
+    if fused_sgd is not None:
+      params, opt_state, grad_norm = fused_sgd.apply(grads, state.opt_state, state.params)
+    else:
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      params = optax.apply_updates(state.params, updates)
+      grad_norm = optax.tree.norm(grads)
+    return state.replace(params=params, opt_state=opt_state), loss, grad_norm, pred_BxI
 
   def sparse_inputs(batch, keys):
     """(input SparseRows, target, mask, corrupted) at the batch's listed entries."""
@@ -147,8 +155,8 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
       x, c = y, None
       if denoise:
         x, c = noise_lib.corrupt(y, m, noise, keys[1])
-    state, loss, grads, pred_BxI = update(state, x, y, m, c, keys[0])
-    out = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
+    state, loss, grad_norm, pred_BxI = update(state, x, y, m, c, keys[0])
+    out = {"train/loss": loss, "train/grad_norm": grad_norm,
            "train/rows": jnp.sum(row_mask_B)}
     refeed_losses = []
     for k in range(refeed_steps):  # Python loop: the count is fixed when jitted.
@@ -379,14 +387,24 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   if latest is None:
     writer.write_hparams(_flatten(json.loads(config_json(cfg))))
 
+  fused, why = fused_sgd_lib.applies(cfg.optim, num_devices=jax.device_count())
+  logging.info("optimizer update: %s", "native, fused (autorec_jax.fused_sgd)" if fused
+               else f"optax ({why})")
+
   def build_step(lr_scale: float):
+    updates_per_step = 1 + cfg.train.refeed_steps
     tx_, schedule_ = optim.from_config(cfg.optim, batcher.num_train_batches,
-                                       lr_scale=lr_scale,
-                                       updates_per_step=1 + cfg.train.refeed_steps)
+                                       lr_scale=lr_scale, updates_per_step=updates_per_step)
+    fused_ = None
+    if fused:
+      per_update, _ = optim.learning_rate_fn(cfg.optim, batcher.num_train_batches,
+                                             lr_scale=lr_scale,
+                                             updates_per_step=updates_per_step)
+      fused_ = fused_sgd_lib.FusedSgd(momentum=cfg.optim.momentum, learning_rate=per_update)
     step_fn = make_train_step(model, tx_, refeed_steps=cfg.train.refeed_steps,
                               noise=noise, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
                               sparse_input=input_path == "sparse",
-                              num_inputs=batcher.num_cols)
+                              num_inputs=batcher.num_cols, fused_sgd=fused_)
     return jax.jit(step_fn, in_shardings=(repl, sharded, repl),
                    out_shardings=(repl, repl), donate_argnums=0), schedule_
 

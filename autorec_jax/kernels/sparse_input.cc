@@ -354,6 +354,49 @@ ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 r
   return ffi::Error::Success();
 }
 
+// SGD with momentum on one parameter array, in place, in one pass (XLA:CPU runs it
+// as two loops, plus a third for the gradient's norm: 7 passes over memory, not 5):
+//   m' = g + momentum * m,  p' = p + (-lr) * m',  sumsq = sum of g^2
+// with optax.sgd's operation order (trace, then scale by -lr, then add).
+ffi::Error SgdMomentum(ffi::ThreadPool pool, F32 p, F32 m, F32 g, F32 lr, Out p_out,
+                       Out m_out, Out sumsq, float momentum) {
+  const int64_t n = p.element_count();
+  if (m.element_count() != n || g.element_count() != n || p_out->element_count() != n ||
+      m_out->element_count() != n) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "sgd_momentum: parameter, momentum and gradient sizes differ");
+  }
+  const float neg_lr = -lr.typed_data()[0];
+  constexpr int64_t kChunk = 1 << 16;  // floats per part: 256 KiB of each array
+  const int parts = static_cast<int>(std::clamp<int64_t>((n + kChunk - 1) / kChunk, 1, 64));
+  std::vector<double> part_sums(parts, 0.0);
+  RunParallel(pool, parts, [&](int t) {
+    const int64_t lo = n * t / parts, len = n * (t + 1) / parts - lo;
+    // Local pointers: the loop then vectorizes with contiguous loads (through the
+    // lambda's captures GCC emitted gathers). p and m are updated in place.
+    const float* pp = p.typed_data() + lo;
+    const float* mm = m.typed_data() + lo;
+    const float* __restrict gg = g.typed_data() + lo;
+    float* po = p_out->typed_data() + lo;
+    float* mo = m_out->typed_data() + lo;
+    const float mu = momentum, step = neg_lr;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < len; ++i) {
+      const float gi = gg[i];
+      const float mi = gi + mu * mm[i];
+      mo[i] = mi;
+      po[i] = pp[i] + mi * step;
+      s += gi * gi;
+    }
+    part_sums[t] = s;
+  });
+  double total = 0.0;
+  for (double v : part_sums) total += v;
+  sumsq->typed_data()[0] = static_cast<float>(total);
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 // A handler's bindings: the thread pool, `floats` float arrays, then row, col, count.
@@ -372,3 +415,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputForward, SparseOutputForward,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputBackward, SparseOutputBackward,
                               AUTOREC_OUTPUT_ARGS.Ret<F32>().Ret<F32>().Ret<F32>().Attr<bool>(
                                   "items_major"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSgdMomentum, SgdMomentum,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Attr<float>("momentum"));
