@@ -10,6 +10,7 @@ complete, so a run killed mid-save leaves the previous checkpoints intact.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import jax
@@ -19,6 +20,12 @@ from orbax.checkpoint import checkpoint_managers as cm
 from autorec_jax import faults
 
 BEST_METRIC = "valid/rmse"
+# The parameter layout a checkpoint's `meta` records: 2 stores an autoencoder's output
+# kernel (`dec{L-1}_kernel`) items-major, [n, w]; checkpoints without the key were
+# written with it [w, n] (layout 1) and are transposed on restore.
+PARAM_LAYOUT = 2
+_LAYOUT_KEY = "param_layout"
+_DECODER_KERNEL = re.compile(r"dec(\d+)_kernel")
 
 
 def _metric(metrics: dict[str, float]) -> float:
@@ -52,6 +59,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict,
   if step in manager.all_steps():
     return
   clean = None if metrics is None else {k: float(v) for k, v in metrics.items()}
+  meta = {**meta, _LAYOUT_KEY: PARAM_LAYOUT}
   manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                              meta=ocp.args.JsonSave(meta)),
                metrics=clean)
@@ -60,11 +68,40 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict,
 
 
 def restore(manager: ocp.CheckpointManager, step: int, like: Any) -> tuple[Any, dict]:
-  """Restores checkpoint `step` into the structure, dtypes and shardings of `like`."""
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  """Restores checkpoint `step` into the structure, dtypes and shardings of `like`
+  (a checkpoint of parameter layout 1 has its output kernels transposed)."""
+  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  flip = set()
+  if meta.get(_LAYOUT_KEY, 1) < PARAM_LAYOUT:
+    flip = _output_kernel_paths(like)
+
+  def abstract(path, x):
+    spec = ocp.utils.to_shape_dtype_struct(x)
+    if path in flip:
+      return jax.ShapeDtypeStruct(spec.shape[::-1], spec.dtype, sharding=spec.sharding)
+    return spec
+
   out = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-  return out["state"], out["meta"]
+      state=ocp.args.StandardRestore(jax.tree_util.tree_map_with_path(abstract, like))))
+  state = jax.tree_util.tree_map_with_path(lambda path, x: x.T if path in flip else x,
+                                           out["state"])
+  return state, meta
+
+
+def _output_kernel_paths(tree: Any) -> set:
+  """Paths of the leaves named after an autoencoder's output kernel (the decoder
+  kernel of the highest index): the parameter and its optimizer slots."""
+  def name(path):
+    key = path[-1] if path else None
+    return getattr(key, "key", getattr(key, "name", None))
+
+  paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+  indices = [int(m.group(1)) for p in paths
+             if isinstance(name(p), str) and (m := _DECODER_KERNEL.fullmatch(name(p)))]
+  if not indices:
+    return set()
+  last = f"dec{max(indices)}_kernel"
+  return {p for p in paths if name(p) == last}
 
 
 def best_step(manager: ocp.CheckpointManager) -> int | None:

@@ -60,7 +60,8 @@ def decode_hidden(module: AutoEncoder, params, code_BxC: jax.Array):
     kernel = (params[f"enc{num - 1 - j}_kernel"].T if module.tied
               else params[f"dec{j}_kernel"])
     h = act(h @ kernel + params[f"dec{j}_bias"][None, :])
-  last = params["enc0_kernel"].T if module.tied else params[f"dec{num - 1}_kernel"]
+  # The output kernel is stored items-major, [N, H] (see models/autoencoder.py).
+  last = (params["enc0_kernel"] if module.tied else params[f"dec{num - 1}_kernel"]).T
   return h, last, params[f"dec{num - 1}_bias"]
 
 

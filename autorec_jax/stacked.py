@@ -125,10 +125,14 @@ def _unit_pre() -> preprocess.Preprocessor:
 
 
 def assemble(outer: dict, inner: dict) -> dict:
-  """n-h1-h2-h1-n params from the outer n-h1-n and inner h1-h2-h1 autoencoders."""
+  """n-h1-h2-h1-n params from the outer n-h1-n and inner h1-h2-h1 autoencoders.
+
+  An output layer's kernel is stored items-major ([out, in], models/autoencoder.py):
+  the inner network's becomes a middle layer ([in, out]), the outer's stays last.
+  """
   return {"enc0_kernel": outer["enc0_kernel"], "enc0_bias": outer["enc0_bias"],
           "enc1_kernel": inner["enc0_kernel"], "enc1_bias": inner["enc0_bias"],
-          "dec0_kernel": inner["dec0_kernel"], "dec0_bias": inner["dec0_bias"],
+          "dec0_kernel": inner["dec0_kernel"].T, "dec0_bias": inner["dec0_bias"],
           "dec1_kernel": outer["dec0_kernel"], "dec1_bias": outer["dec0_bias"]}
 
 

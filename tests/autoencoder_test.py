@@ -15,7 +15,7 @@ def test_shapes_mirror_the_encoder():
   assert params["enc0_kernel"].shape == (10, 8)
   assert params["enc1_kernel"].shape == (8, 4)
   assert params["dec0_kernel"].shape == (4, 8)
-  assert params["dec1_kernel"].shape == (8, 10)
+  assert params["dec1_kernel"].shape == (10, 8)  # the output layer's is items-major
   assert params["dec1_bias"].shape == (10,)
   assert count_params(params) == 10 * 8 + 8 + 8 * 4 + 4 + 4 * 8 + 8 + 8 * 10 + 10
 

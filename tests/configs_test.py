@@ -51,7 +51,8 @@ def test_netflix_configs_build_the_papers_layers(name, num_items):
   params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, num_items)),
                                              train=False))["params"]
   kernels = [params[f"enc{i}_kernel"].shape for i in range(3)]
-  kernels += [params[f"dec{i}_kernel"].shape for i in range(3)]
+  kernels += [params[f"dec{i}_kernel"].shape for i in range(2)]
+  kernels.append(params["dec2_kernel"].shape[::-1])  # the output layer's is items-major
   sizes = [num_items] + widths + [num_items]
   assert kernels == list(zip(sizes[:-1], sizes[1:]))
   assert cfg.model.dropout == dropout and cfg.model.activation == "selu"

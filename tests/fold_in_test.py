@@ -74,7 +74,7 @@ def _readout(module, params):
 def test_readout_prior_is_the_trained_users_decoder_columns():
   module, params = _module()
   f = _readout(module, params)
-  columns = np.concatenate([np.asarray(params["dec0_kernel"]).T,
+  columns = np.concatenate([np.asarray(params["dec0_kernel"]),  # items-major [N, H]
                             np.asarray(params["dec0_bias"])[:, None]], axis=1)
   np.testing.assert_allclose(f.prior_mean_H, columns.mean(0), atol=1e-6)
   assert f.codes_IxH.shape == (60, 6) and np.all(f.codes_IxH[:, -1] == 1.0)

@@ -33,10 +33,14 @@ def _stacked_config(data):
 
 def test_assemble_puts_inner_layers_inside_outer_ones():
   outer = {"enc0_kernel": 1, "enc0_bias": 2, "dec0_kernel": 3, "dec0_bias": 4}
-  inner = {"enc0_kernel": 5, "enc0_bias": 6, "dec0_kernel": 7, "dec0_bias": 8}
-  assert stacked.assemble(outer, inner) == {
-      "enc0_kernel": 1, "enc0_bias": 2, "enc1_kernel": 5, "enc1_bias": 6,
-      "dec0_kernel": 7, "dec0_bias": 8, "dec1_kernel": 3, "dec1_bias": 4}
+  # The inner network's output kernel is items-major [h1, h2]; as the stacked
+  # network's middle layer it is stored [h2, h1].
+  inner_out = np.arange(6.0).reshape(3, 2)
+  inner = {"enc0_kernel": 5, "enc0_bias": 6, "dec0_kernel": inner_out, "dec0_bias": 8}
+  got = stacked.assemble(outer, inner)
+  np.testing.assert_array_equal(got.pop("dec0_kernel"), inner_out.T)
+  assert got == {"enc0_kernel": 1, "enc0_bias": 2, "enc1_kernel": 5, "enc1_bias": 6,
+                 "dec0_bias": 8, "dec1_kernel": 3, "dec1_bias": 4}
 
 
 def test_codes_matrix_stores_every_entry_even_zeros():
@@ -85,4 +89,4 @@ def test_finetuning_starts_from_the_assembled_weights(tmp_path, monkeypatch):
   stacked.train_stacked(cfg, str(tmp_path / "run"))
   shapes = {k: v.shape for k, v in seen["params"].items()}
   assert shapes["enc0_kernel"][1] == 12 and shapes["enc1_kernel"] == (12, 6)
-  assert shapes["dec0_kernel"] == (6, 12) and shapes["dec1_kernel"][0] == 12
+  assert shapes["dec0_kernel"] == (6, 12) and shapes["dec1_kernel"][1] == 12
