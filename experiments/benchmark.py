@@ -204,15 +204,16 @@ def output_layer_kernels(num_rows: int, num_inputs: int, width: int, entries,
 
   row, col, _ = entries
   h = jax.random.normal(jax.random.key(2), (num_rows, width), jnp.float32)
-  kernel = jax.random.normal(jax.random.key(3), (width, num_inputs), jnp.float32) * 0.01
+  # items-major [n, w], as the model stores its output kernel
+  kernel = jax.random.normal(jax.random.key(3), (num_inputs, width), jnp.float32) * 0.01
   bias = jnp.zeros((num_inputs,), jnp.float32)
   cot = jax.random.normal(jax.random.key(4), row.shape, jnp.float32)
 
   def dense(h, k, b):
-    return jnp.vdot((h @ k + b[None, :])[row, col], cot)
+    return jnp.vdot((h @ k.T + b[None, :])[row, col], cot)
 
   def native(h, k, b):
-    return jnp.vdot(sparse_input.sparse_output_matmul(h, k, b, *entries), cot)
+    return jnp.vdot(sparse_input.sparse_output_matmul(h, k, b, *entries, True), cot)
 
   grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))  # pylint: disable=unnecessary-lambda-assignment
   return {"output_dense_s": time_call(grad(dense), h, kernel, bias, repeats=repeats),
