@@ -189,7 +189,7 @@ def choose_input_path(cfg, train_csr: Any = None) -> str:
     density = train_csr.nnz / (train_csr.shape[0] * train_csr.shape[1])
   try:
     path, why = sparse_lib.resolve(cfg.model.get("input_path", "dense"),
-                                     num_devices=jax.device_count(), density=density)
+                                   num_devices=jax.device_count(), density=density)
   except sparse_lib.KernelUnavailable as e:
     raise config_checks.ConfigError(str(e)) from e
   logging.info("input path: %s (%s)", path, why)

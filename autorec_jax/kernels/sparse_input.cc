@@ -97,8 +97,10 @@ ffi::ErrorOr<Entries> GetEntries(ffi::Buffer<ffi::S32>& row, ffi::Buffer<ffi::S3
   const int32_t count = count_buf.typed_data()[0];
   if (count < 0 || count > row.element_count() || row.element_count() != col.element_count() ||
       (values >= 0 && values != row.element_count())) {
-    return ffi::Unexpected(ffi::Error(ffi::ErrorCode::kInvalidArgument,
-                                      "sparse_input: entry count outside [0, capacity] or entry lists of unequal lengths"));
+    return ffi::Unexpected(
+        ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                   "sparse_input: entry count outside [0, capacity] or entry lists of "
+                   "unequal lengths"));
   }
   const int32_t* r = row.typed_data();
   const int32_t* c = col.typed_data();
