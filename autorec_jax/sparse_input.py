@@ -16,8 +16,8 @@ with gradients for the entries' values and the weight (nonzero on the listed row
 W only). The batcher lists every stored entry of a batch (`CSRBatcher(...,
 entries=True)`), so no dense input crosses to the device at all.
 
-  sparse_output_matmul(h_BxH, v_HxI, c_I, row_E, col_E, count)
-      == (h_BxH @ v_HxI + c_I)[row_E, col_E]   (0 past count)
+  sparse_output_matmul(h_BxH, v_IxH, c_I, row_E, col_E, count)
+      == (h_BxH @ v_IxH.T + c_I)[row_E, col_E]   (0 past count)
 
 the output layer where a loss over the observed entries needs it, with dense
 gradients for h, v and c computed from the entries alone (O(E * H) work instead of
@@ -221,37 +221,36 @@ def _bwd(num_rows, res, g_BxH):
 _input_matmul.defvjp(_fwd, _bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
-def sparse_output_matmul(h_BxH: jax.Array, v: jax.Array, c_I: jax.Array, row_E: jax.Array,
-                         col_E: jax.Array, count: jax.Array,
-                         items_major: bool = False) -> jax.Array:
-  """(h @ v + c)[row[e], col[e]] for every listed entry e, 0 past `count`; float32.
+@jax.custom_vjp
+def sparse_output_matmul(h_BxH: jax.Array, v_IxH: jax.Array, c_I: jax.Array,
+                         row_E: jax.Array, col_E: jax.Array, count: jax.Array) -> jax.Array:
+  """(h @ v.T + c)[row[e], col[e]] for every listed entry e, 0 past `count`; float32.
 
-  `v` is the output kernel [H, I], or [I, H] with `items_major` (a tied decoder's
-  encoder kernel, so no transpose is materialized). The gradients are dense in h and
-  c and in v's listed items, the products only over the entries (O(E * H)).
+  `v` is the output kernel stored items-major, [I, H] (a row per output unit, as the
+  model stores it; a tied decoder's is the first encoder kernel). The gradients are
+  dense in h and c and in v's listed items, the products only over the entries
+  (O(E * H)).
   """
   register()
   return jax.ffi.ffi_call(TARGETS["output_forward"],
                           jax.ShapeDtypeStruct(row_E.shape, jnp.float32))(
-                              h_BxH.astype(jnp.float32), v, c_I, row_E, col_E, count,
-                              items_major=items_major)
+                              h_BxH.astype(jnp.float32), v_IxH, c_I, row_E, col_E, count)
 
 
-def _output_fwd(h_BxH, v, c_I, row_E, col_E, count, items_major):
+def _output_fwd(h_BxH, v_IxH, c_I, row_E, col_E, count):
   h_BxH = h_BxH.astype(jnp.float32)
-  out = sparse_output_matmul(h_BxH, v, c_I, row_E, col_E, count, items_major)
-  return out, (h_BxH, v, c_I, row_E, col_E, count)
+  out = sparse_output_matmul(h_BxH, v_IxH, c_I, row_E, col_E, count)
+  return out, (h_BxH, v_IxH, c_I, row_E, col_E, count)
 
 
-def _output_bwd(items_major, res, g_E):
-  h_BxH, v, c_I, row_E, col_E, count = res
+def _output_bwd(res, g_E):
+  h_BxH, v_IxH, c_I, row_E, col_E, count = res
   dh, dv, dc = jax.ffi.ffi_call(
       TARGETS["output_backward"],
       (jax.ShapeDtypeStruct(h_BxH.shape, jnp.float32),
-       jax.ShapeDtypeStruct(v.shape, jnp.float32),
+       jax.ShapeDtypeStruct(v_IxH.shape, jnp.float32),
        jax.ShapeDtypeStruct(c_I.shape, jnp.float32)))(
-           g_E.astype(jnp.float32), h_BxH, v, row_E, col_E, count, items_major=items_major)
+           g_E.astype(jnp.float32), h_BxH, v_IxH, row_E, col_E, count)
   return dh, dv, dc, None, None, None
 
 

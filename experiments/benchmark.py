@@ -213,7 +213,7 @@ def output_layer_kernels(num_rows: int, num_inputs: int, width: int, entries,
     return jnp.vdot((h @ k.T + b[None, :])[row, col], cot)
 
   def native(h, k, b):
-    return jnp.vdot(sparse_input.sparse_output_matmul(h, k, b, *entries, True), cot)
+    return jnp.vdot(sparse_input.sparse_output_matmul(h, k, b, *entries), cot)
 
   grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))  # pylint: disable=unnecessary-lambda-assignment
   return {"output_dense_s": time_call(grad(dense), h, kernel, bias, repeats=repeats),

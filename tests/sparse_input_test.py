@@ -102,19 +102,18 @@ def test_a_count_beyond_the_capacity_is_an_error_not_a_wild_read():
         rows.replace(val=rows.val[:10]), w))
 
 
-def _dense_at_entries(h, v, c, entries, items_major=False):
+def _dense_at_entries(h, v, c, entries):
   row, col, count = entries
-  out = h @ (v.T if items_major else v) + c[None, :]
+  out = h @ v.T + c[None, :]
   return jnp.where(jnp.arange(row.shape[0]) < count[0], out[row, col], 0.0)
 
 
-@pytest.mark.parametrize("items_major", [False, True])
 @pytest.mark.parametrize("shape", [
     dict(rows=9, cols=40, hidden=16, density=0.2, capacity=200),
     # several item tiles, the last one partial; a width not a multiple of 8; threads
     dict(rows=64, cols=150, hidden=13, density=0.9, capacity=9000),
 ])
-def test_output_at_entries_and_its_gradients_equal_the_dense_product(items_major, shape):
+def test_output_at_entries_and_its_gradients_equal_the_dense_product(shape):
   rng = np.random.default_rng(5)
   _, rows = _sparse_batch(rng, rows=shape["rows"], cols=shape["cols"],
                           density=shape["density"], capacity=shape["capacity"])
@@ -122,17 +121,15 @@ def test_output_at_entries_and_its_gradients_equal_the_dense_product(items_major
   if shape["capacity"] > 8192:
     assert int(entries[2][0]) > 8192  # above the kernels' threading threshold
   h = jnp.asarray(rng.normal(size=(shape["rows"], shape["hidden"])), jnp.float32)
-  v_shape = (shape["cols"], shape["hidden"]) if items_major else (shape["hidden"],
-                                                                   shape["cols"])
-  v = jnp.asarray(rng.normal(size=v_shape), jnp.float32)
+  v = jnp.asarray(rng.normal(size=(shape["cols"], shape["hidden"])), jnp.float32)
   c = jnp.asarray(rng.normal(size=shape["cols"]), jnp.float32)
   cot = jnp.asarray(rng.normal(size=entries[0].shape), jnp.float32)
 
   def sparse(h, v, c):
-    return sparse_input.sparse_output_matmul(h, v, c, *entries, items_major)
+    return sparse_input.sparse_output_matmul(h, v, c, *entries)
 
   def dense(h, v, c):
-    return _dense_at_entries(h, v, c, entries, items_major)
+    return _dense_at_entries(h, v, c, entries)
 
   np.testing.assert_allclose(jax.jit(sparse)(h, v, c), dense(h, v, c), rtol=1e-4,
                              atol=1e-4)
@@ -145,13 +142,20 @@ def test_output_at_entries_and_its_gradients_equal_the_dense_product(items_major
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
 
 
+def test_the_output_layer_refuses_a_kernel_not_items_major():
+  _, rows = _sparse_batch(np.random.default_rng(12))
+  with pytest.raises(Exception, match="items-major"):
+    jax.block_until_ready(sparse_input.sparse_output_matmul(
+        jnp.ones((9, 4)), jnp.ones((4, 40)), jnp.ones(40), *_entries(rows)))
+
+
 def test_the_output_layer_refuses_a_count_beyond_the_capacity():
   rng = np.random.default_rng(6)
   _, rows = _sparse_batch(rng)
   row, col = rows.row, rows.col
   with pytest.raises(Exception, match="entry count outside"):
     jax.block_until_ready(sparse_input.sparse_output_matmul(
-        jnp.ones((9, 4)), jnp.ones((4, 40)), jnp.ones(40), row, col,
+        jnp.ones((9, 4)), jnp.ones((40, 4)), jnp.ones(40), row, col,
         jnp.asarray([10_000], jnp.int32)))
 
 
@@ -169,7 +173,7 @@ def test_an_entry_outside_the_matrix_is_an_error_not_a_wild_access(bad):
         rows.replace(row=row, col=col), jnp.ones((40, 4))))
   with pytest.raises(Exception, match="outside the matrix"):
     jax.block_until_ready(sparse_input.sparse_output_matmul(
-        jnp.ones((9, 4)), jnp.ones((4, 40)), jnp.ones(40), row, col, count))
+        jnp.ones((9, 4)), jnp.ones((40, 4)), jnp.ones(40), row, col, count))
 
 
 @pytest.mark.parametrize("tied", [False, True])

@@ -5,10 +5,10 @@
 //   SparseInputForward     out[B, H] = x @ W         (rows of W of listed columns)
 //   SparseInputWeightGrad  out[I, H] = x^T @ g       (only listed rows nonzero)
 //   SparseInputInputGrad   out[E]    = (g @ W^T)[row[e], col[e]]  (0 past count)
-// The output layer, h [B, H] -> [B, I] through V ([H, I], or [I, H] when
-// items_major, a tied decoder's encoder kernel) and bias c [I], at the entries only:
-//   SparseOutputForward    out[e] = h[row[e]] . V[:, col[e]] + c[col[e]]
-//   SparseOutputBackward   dh = G @ V^T, dV = h^T @ G, dc = column sums of G, where
+// The output layer, h [B, H] -> [B, I] through V stored items-major, [I, H] (a row
+// per item, as the model stores it), and bias c [I], at the entries only:
+//   SparseOutputForward    out[e] = h[row[e]] . V[col[e]] + c[col[e]]
+//   SparseOutputBackward   dh = G @ V, dV = G^T @ h, dc = column sums of G, where
 //                          G [B, I] holds g[e] at the entries and 0 elsewhere
 // Work is O(count * H) instead of O(B * I * H). Every kernel walks the entries by
 // tiles of kTile consecutive items (a counting sort per call), so each item's row of
@@ -16,8 +16,6 @@
 // the [B, H] operands stay in L2 throughout. Above kParallelEntries entries, the
 // tiles are split into up to four parts run on XLA's own intra-op thread pool (no
 // threads of ours competing with it); [B, H] outputs are summed from per-part copies.
-// V [H, I] is transposed a tile at a time into a [kTile, H] buffer (and its gradient
-// back), by 8x8 AVX blocks where the CPU has them.
 
 #include <algorithm>
 #include <atomic>
@@ -29,10 +27,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
 
 #include "xla/ffi/api/ffi.h"
 
@@ -151,23 +145,22 @@ class ColumnTiles {
     }
   }
 
-  // Calls fn(k, row[k], col[k]) for part t's entries k, tile by tile.
-  template <typename Fn>
-  void ForEachEntry(int t, Fn fn) const {
-    ForEachTile(t, [&](int64_t, int64_t, int32_t first, int32_t last) {
+  // Calls fn(k, row[k], col[k]) for part t's entries k, tile by tile; with
+  // `each_tile`, each_tile(lo, n) first for every tile of the part, empty or not.
+  template <typename Fn, typename TileFn>
+  void ForEachEntry(int t, Fn fn, TileFn each_tile) const {
+    ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
+      each_tile(lo, n);
       for (int32_t p = first; p < last; ++p) {
         const int32_t k = order_[p];
         fn(k, int64_t{en_.row[k]}, int64_t{en_.col[k]});
       }
     });
   }
-
-  // Part t's items [first, last).
-  std::pair<int64_t, int64_t> Items(int t) const {
-    return {std::min(Bound(t) * kTile, items_), std::min(Bound(t + 1) * kTile, items_)};
+  template <typename Fn>
+  void ForEachEntry(int t, Fn fn) const {
+    ForEachEntry(t, fn, [](int64_t, int64_t) {});
   }
-
-  int32_t order(int32_t p) const { return order_[p]; }
 
  private:
   int64_t Bound(int t) const {
@@ -198,55 +191,19 @@ void WithPartialSums(ffi::ThreadPool& pool, const ColumnTiles& tiles, float* out
   for (const auto& part : parts) Axpy(1.0f, part.data(), out, size);
 }
 
-// dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols.
-void Transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
-               int64_t dst_stride) {
-  int64_t r0 = 0, c0 = 0;
-#if defined(__AVX__)
-  for (; r0 + 8 <= rows; r0 += 8) {
-    for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
-      const float* s = src + r0 * src_stride + c0;
-      __m256 r[8], t[8];
-      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * src_stride);
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-      }
-      float* d = dst + c0 * dst_stride + r0;
-      for (int i = 0; i < 4; ++i) {
-        _mm256_storeu_ps(d + i * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-        _mm256_storeu_ps(d + (i + 4) * dst_stride,
-                         _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-      }
-    }
-    for (int64_t c = c0; c < cols; ++c) {  // the columns past the last full block
-      for (int64_t r = r0; r < r0 + 8; ++r) dst[c * dst_stride + r] = src[r * src_stride + c];
-    }
-  }
-#endif
-  for (int64_t r = r0; r < rows; ++r) {  // every row without AVX; else the last < 8
-    for (int64_t c = 0; c < cols; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
-  }
-}
-
-// The kernel's rows for items [lo, lo + n) as an [n, H] block: in place when
-// items_major, else transposed from [H, I] into `buffer`.
-const float* ItemRows(const float* v, bool items_major, int64_t H, int64_t I, int64_t lo,
-                      int64_t n, float* buffer) {
-  if (items_major) return v + lo * H;
-  Transpose(v + lo, I, H, n, buffer, H);
-  return buffer;
-}
-
 using F32 = ffi::Buffer<ffi::F32>;
 using S32 = ffi::Buffer<ffi::S32>;
 using Out = ffi::ResultBuffer<ffi::F32>;
+
+// The output kernel must be [I, H]: a row per item of the bias, as wide as h.
+ffi::Error CheckItemsMajor(const F32& v, int64_t I, int64_t H) {
+  const auto dims = v.dimensions();
+  if (dims.size() != 2 || dims[0] != I || dims[1] != H) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "sparse_input: the output kernel must be [items, hidden] (items-major)");
+  }
+  return ffi::Error::Success();
+}
 
 ffi::Error SparseInputForward(ffi::ThreadPool pool, F32 val, F32 w, S32 row, S32 col,
                               S32 count, Out out) {
@@ -272,11 +229,12 @@ ffi::Error SparseInputWeightGrad(ffi::ThreadPool pool, F32 val, F32 g, S32 row, 
   const ColumnTiles tiles(e, I);
   float* dw = out->typed_data();
   RunParallel(pool, tiles.parts(), [&](int t) {
-    const auto [first, last] = tiles.Items(t);
-    std::memset(dw + first * H, 0, sizeof(float) * (last - first) * H);
-    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t c) {
-      Axpy(val.typed_data()[k], g.typed_data() + r * H, dw + c * H, H);
-    });
+    tiles.ForEachEntry(
+        t,
+        [&](int32_t k, int64_t r, int64_t c) {
+          Axpy(val.typed_data()[k], g.typed_data() + r * H, dw + c * H, H);
+        },
+        [&](int64_t lo, int64_t n) { std::memset(dw + lo * H, 0, sizeof(float) * n * H); });
   });
   return ffi::Error::Success();
 }
@@ -299,59 +257,44 @@ ffi::Error SparseInputInputGrad(ffi::ThreadPool pool, F32 g, F32 w, S32 row, S32
 }
 
 ffi::Error SparseOutputForward(ffi::ThreadPool pool, F32 h, F32 v, F32 c, S32 row, S32 col,
-                               S32 count, Out out, bool items_major) {
+                               S32 count, Out out) {
   auto en = GetEntries(row, col, count, h.dimensions()[0], c.element_count());
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
   const int64_t H = h.dimensions()[1], I = c.element_count();
+  if (auto err = CheckItemsMajor(v, I, H); err.failure()) return err;
   const ColumnTiles tiles(e, I);
   float* o = out->typed_data();
   std::memset(o, 0, sizeof(float) * out->element_count());
   RunParallel(pool, tiles.parts(), [&](int t) {
-    std::vector<float> buffer(kTile * H);
-    tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
-      if (first == last) return;
-      const float* rows = ItemRows(v.typed_data(), items_major, H, I, lo, n, buffer.data());
-      for (int32_t p = first; p < last; ++p) {
-        const int32_t k = tiles.order(p);
-        o[k] = Dot(h.typed_data() + int64_t{e.row[k]} * H, rows + (e.col[k] - lo) * H, H) +
-               c.typed_data()[e.col[k]];
-      }
+    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t col) {
+      o[k] = Dot(h.typed_data() + r * H, v.typed_data() + col * H, H) + c.typed_data()[col];
     });
   });
   return ffi::Error::Success();
 }
 
 ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 row,
-                                S32 col, S32 count, Out dh_out, Out dv_out, Out dc_out,
-                                bool items_major) {
+                                S32 col, S32 count, Out dh_out, Out dv_out, Out dc_out) {
   auto en = GetEntries(row, col, count, h.dimensions()[0], dc_out->element_count());
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
   const int64_t B = h.dimensions()[0], H = h.dimensions()[1], I = dc_out->element_count();
+  if (auto err = CheckItemsMajor(v, I, H); err.failure()) return err;
   const ColumnTiles tiles(e, I);
   float* dv = dv_out->typed_data();
   float* dc = dc_out->typed_data();
   std::memset(dc, 0, sizeof(float) * I);
   WithPartialSums(pool, tiles, dh_out->typed_data(), B * H, [&](int t, float* dh) {
-    std::vector<float> rows_buffer(kTile * H), grad_buffer(kTile * H);
-    tiles.ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
-      float* grad = items_major ? dv + lo * H : grad_buffer.data();
-      std::memset(grad, 0, sizeof(float) * n * H);
-      if (first != last) {
-        const float* rows =
-            ItemRows(v.typed_data(), items_major, H, I, lo, n, rows_buffer.data());
-        for (int32_t p = first; p < last; ++p) {
-          const int32_t k = tiles.order(p);
+    tiles.ForEachEntry(
+        t,
+        [&](int32_t k, int64_t r, int64_t col) {
           const float a = g.typed_data()[k];
-          const int64_t r = int64_t{e.row[k]} * H, j = e.col[k] - lo;
-          Axpy(a, rows + j * H, dh + r, H);
-          Axpy(a, h.typed_data() + r, grad + j * H, H);
-          dc[e.col[k]] += a;
-        }
-      }
-      if (!items_major) Transpose(grad, H, n, H, dv + lo, I);
-    });
+          Axpy(a, v.typed_data() + col * H, dh + r * H, H);
+          Axpy(a, h.typed_data() + r * H, dv + col * H, H);
+          dc[col] += a;
+        },
+        [&](int64_t lo, int64_t n) { std::memset(dv + lo * H, 0, sizeof(float) * n * H); });
   });
   return ffi::Error::Success();
 }
@@ -413,10 +356,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputWeightGrad, SparseInputWeightGra
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseInputInputGrad, SparseInputInputGrad,
                               AUTOREC_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputForward, SparseOutputForward,
-                              AUTOREC_OUTPUT_ARGS.Ret<F32>().Attr<bool>("items_major"));
+                              AUTOREC_OUTPUT_ARGS.Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputBackward, SparseOutputBackward,
-                              AUTOREC_OUTPUT_ARGS.Ret<F32>().Ret<F32>().Ret<F32>().Attr<bool>(
-                                  "items_major"));
+                              AUTOREC_OUTPUT_ARGS.Ret<F32>().Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSgdMomentum, SgdMomentum,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()

@@ -182,9 +182,9 @@ class AutoEncoder(nn.Module):
       h = act(matmul(h, kernel) + bias[None, :])
 
     # The output layer's kernel is items-major, [n, w_last] (a tied decoder's is the
-    # first encoder kernel itself): the sparse output kernels then read and write an
-    # item's weights as one contiguous row (1.7x faster than transposing [w, n] tiles,
-    # measured), and no transpose is made anywhere.
+    # first encoder kernel itself): the sparse output kernels read and write an item's
+    # weights as one contiguous row (1.7x faster than the [w, n] layout, whose tiles
+    # they transposed, measured), and no transpose is made anywhere.
     j = num_layers - 1
     if self.tied:
       out_kernel = enc_kernels[0]
@@ -194,7 +194,7 @@ class AutoEncoder(nn.Module):
     bias = self.param(f"dec{j}_bias", nn.initializers.zeros, (num_inputs,))
     if output != "dense":
       at_entries = sparse_input.sparse_output_matmul(h, out_kernel, bias, x.row, x.col,
-                                                     x.count, True)
+                                                     x.count)
       if self.output_activation:
         at_entries = act(at_entries)
       if output == "entries":
