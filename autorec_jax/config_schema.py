@@ -78,7 +78,7 @@ Fields:
   optim.grad_clip_norm: clip the global gradient norm (unset = no clipping).
   optim.fused: do SGD with momentum as one native pass per parameter array where it
     is the whole update (no Nesterov, weight decay or clipping; one CPU device;
-    autorec_jax.fused_sgd): the same arithmetic as optax, 6-8% faster DeepRec steps.
+    autorec_jax.fused_sgd): the same arithmetic as optax, DeepRec epochs 6-8% faster.
     False: always optax.
   train.num_epochs, train.batch_size (rows per step, all devices together).
   train.refeed_steps: dense re-feeding passes per step (DeepRec: 1).

@@ -30,8 +30,8 @@ earlier sessions (README, Speed) the first layer took 1.7-2.3 ms against 5.9-7.9
 dense, the output layer's forward and gradients 2.7-3.7 ms against 8.4-9.2 ms, whole
 ML-1M epochs without re-feeding 0.91 s in float32 against 1.34 s dense, and
 Netflix-full-shaped steps 44 ms against 103; on the 2-core Xeon with AMX of a later
-one, 1.7 ms against 5.3 ms and 2.2 ms against 6.0 ms (bfloat16 epochs 0.77 s sparse
-against 0.96 s dense). The rest of a step is the middle layers and parameter-sized
+one, 1.6-1.7 ms against 4.6-5.2 ms and 2.0 ms against 5.7-6.4 ms (bfloat16 epochs
+0.60 s sparse against 0.84 s dense). The rest of a step is the middle layers and parameter-sized
 memory traffic (gradients, optimizer: see autorec_jax/fused_sgd.py).
 """
 
