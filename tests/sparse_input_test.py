@@ -90,6 +90,28 @@ def test_many_entries_use_threads_and_stay_exact():
   np.testing.assert_allclose(vjp(g)[0], x.T @ g, rtol=1e-4, atol=1e-4)
 
 
+def test_entries_in_any_order_and_long_runs_give_the_same_products():
+  """The kernels sum runs of entries in registers (a row's entries within an item
+  tile, an item's entries): entries listed out of row order, and runs longer than one
+  register pass (32 entries), give the same products and gradients."""
+  rng = np.random.default_rng(3)
+  x, rows = _sparse_batch(rng, rows=70, cols=130, density=0.8, capacity=8000)
+  count = int(rows.count[0])
+  perm = np.concatenate([rng.permutation(count), np.arange(count, 8000)])
+  shuffled = rows.replace(row=rows.row[perm], col=rows.col[perm], val=rows.val[perm])
+  w = jnp.asarray(rng.normal(size=(130, 40)), jnp.float32)
+  g = jnp.asarray(rng.normal(size=(70, 40)), jnp.float32)
+  for r in (rows, shuffled):
+    np.testing.assert_allclose(sparse_input.sparse_input_matmul(r, w), x @ w,
+                               rtol=1e-4, atol=1e-4)
+    _, vjp = jax.vjp(lambda w, r=r: sparse_input.sparse_input_matmul(r, w), w)
+    np.testing.assert_allclose(vjp(g)[0], x.T @ g, rtol=1e-4, atol=1e-4)
+    c = jnp.asarray(rng.normal(size=130), jnp.float32)
+    np.testing.assert_allclose(
+        sparse_input.sparse_output_matmul(g, w, c, *_entries(r)),
+        _dense_at_entries(g, w, c, _entries(r)), rtol=1e-4, atol=1e-4)
+
+
 def test_a_count_beyond_the_capacity_is_an_error_not_a_wild_read():
   rng = np.random.default_rng(2)
   _, rows = _sparse_batch(rng)

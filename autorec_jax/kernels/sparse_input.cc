@@ -11,11 +11,14 @@
 //   SparseOutputBackward   dh = G @ V, dV = G^T @ h, dc = column sums of G, where
 //                          G [B, I] holds g[e] at the entries and 0 elsewhere
 // Work is O(count * H) instead of O(B * I * H). Every kernel walks the entries by
-// tiles of kTile consecutive items (a counting sort per call), so each item's row of
-// W or V is read, and its gradient row written, once per call while it sits in L2;
-// the [B, H] operands stay in L2 throughout. Above kParallelEntries entries, the
-// tiles are split into up to four parts run on XLA's own intra-op thread pool (no
-// threads of ours competing with it); [B, H] outputs are summed from per-part copies.
+// tiles of kTile consecutive items (counting sorts per call), so each item's row of W
+// or V is read from memory once per call and then sits in L2 with the [B, H]
+// operands. Within a tile, sums run in registers over several entries before they
+// touch memory: a gradient row sums all of its item's entries and is written once; a
+// [B, H] output row sums the tile's entries of its row (consecutive, as a batch lists
+// its entries row by row). Above kParallelEntries entries, the tiles are split into up
+// to four parts run on XLA's own intra-op thread pool (no threads of ours competing
+// with it); [B, H] outputs are summed from per-part copies.
 
 #include <algorithm>
 #include <atomic>
@@ -107,88 +110,226 @@ ffi::ErrorOr<Entries> GetEntries(ffi::Buffer<ffi::S32>& row, ffi::Buffer<ffi::S3
   return Entries{r, c, count};
 }
 
-inline float Dot(const float* x, const float* y, int64_t H) {
+// Sixteen floats in GCC's portable vector extension (one AVX-512 register, two AVX2
+// or four SSE/NEON ones); loads and stores may be unaligned and alias floats.
+typedef float Vec __attribute__((vector_size(64)));
+typedef float VecU __attribute__((vector_size(64), aligned(4), __may_alias__));
+constexpr int64_t kLanes = 16;
+#ifdef __AVX512F__
+constexpr int kBlock = 8;  // vectors summed at once: 8 of AVX-512's 32 registers
+#else
+constexpr int kBlock = 4;  // 8 of AVX2's 16
+#endif
+constexpr int kMaxRun = 32;  // rows summed per call of SumRows
+
+inline Vec Load(const float* p) { return *reinterpret_cast<const VecU*>(p); }
+inline void Store(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
+
+template <int NV>
+inline void SumRowsBlock(int n, const float* a, const float* const* x, float* y,
+                         int64_t k, bool add) {
+  Vec acc[NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) acc[i] = add ? Load(y + k + i * kLanes) : Vec{};
+  for (int j = 0; j < n; ++j) {
+    const Vec s = Vec{} + a[j];
+    const float* xj = x[j] + k;
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) acc[i] += s * Load(xj + i * kLanes);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) Store(y + k + i * kLanes, acc[i]);
+}
+
+// y = (add ? y : 0) + sum of a[j] * x[j] over j < n, rows of H floats. Each block of
+// y stays in registers while the n rows are added, so y is read and written once per
+// call rather than once per row (the kernels' inner loops were bound by that traffic).
+void SumRows(int n, const float* a, const float* const* x, float* y, int64_t H,
+             bool add) {
+  int64_t k = 0;
+  for (; k + kBlock * kLanes <= H; k += kBlock * kLanes) {
+    SumRowsBlock<kBlock>(n, a, x, y, k, add);
+  }
+  for (; k + kLanes <= H; k += kLanes) SumRowsBlock<1>(n, a, x, y, k, add);
+  for (; k < H; ++k) {
+    float s = add ? y[k] : 0.0f;
+    for (int j = 0; j < n; ++j) s += a[j] * x[j][k];
+    y[k] = s;
+  }
+}
+
+inline float Sum(Vec v) {
   float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < H; ++k) s += x[k] * y[k];
+  for (int l = 0; l < kLanes; ++l) s += v[l];
   return s;
 }
 
-inline void Axpy(float a, const float* x, float* y, int64_t H) {
-#pragma omp simd
-  for (int64_t k = 0; k < H; ++k) y[k] += a * x[k];
+// out[j] = x[j] . y for j < N, rows of H floats: each vector of y is loaded once for
+// the N products, each product in two interleaved sums (more FMAs in flight).
+template <int N>
+void SharedDots(const float* const* x, const float* y, int64_t H, float* out) {
+  Vec acc[2][N] = {};
+  int64_t k = 0;
+  for (; k + 2 * kLanes <= H; k += 2 * kLanes) {
+    const Vec y0 = Load(y + k), y1 = Load(y + k + kLanes);
+#pragma GCC unroll 4
+    for (int j = 0; j < N; ++j) {
+      acc[0][j] += Load(x[j] + k) * y0;
+      acc[1][j] += Load(x[j] + k + kLanes) * y1;
+    }
+  }
+  for (; k + kLanes <= H; k += kLanes) {
+    const Vec y0 = Load(y + k);
+    for (int j = 0; j < N; ++j) acc[0][j] += Load(x[j] + k) * y0;
+  }
+  for (int j = 0; j < N; ++j) {
+    float s = Sum(acc[0][j] + acc[1][j]);
+    for (int64_t kk = k; kk < H; ++kk) s += x[j][kk] * y[kk];
+    out[j] = s;
+  }
 }
 
-// The entries grouped by tiles of kTile consecutive items, each tile's entries
-// order[start[t]] ... order[start[t + 1] - 1], and the tiles split into parts of
-// about the same number of entries, one per thread.
-class ColumnTiles {
+// The entries in two orders, both grouped by tiles of kTile consecutive items (so a
+// tile's rows of W or V are read from memory once per call and then stay in L2):
+// by column (each item's entries together: a gradient row summed in registers and
+// written once) and, within each tile, in their given order (a batch lists them row
+// by row, so each row's entries in the tile are consecutive: a [B, H] output row
+// summed in registers). The tiles are split into parts of about the same number of
+// entries, one per thread.
+class EntryOrder {
  public:
-  ColumnTiles(const Entries& en, int64_t num_items)
-      : en_(en), items_(num_items), num_((num_items + kTile - 1) / kTile),
-        parts_(NumParts(en.count)), start_(num_ + 1, 0), order_(en.count) {
-    for (int32_t e = 0; e < en.count; ++e) ++start_[en.col[e] / kTile + 1];
-    for (int64_t t = 0; t < num_; ++t) start_[t + 1] += start_[t];
-    std::vector<int32_t> next(start_.begin(), start_.end() - 1);
-    for (int32_t e = 0; e < en.count; ++e) order_[next[en.col[e] / kTile]++] = e;
+  enum Orders { kByColumn = 1, kByRow = 2 };
+
+  EntryOrder(const Entries& en, int64_t num_items, int orders)
+      : en_(en), items_(num_items), tiles_((num_items + kTile - 1) / kTile),
+        parts_(NumParts(en.count)), col_start_(num_items + 1, 0) {
+    for (int32_t e = 0; e < en.count; ++e) ++col_start_[en.col[e] + 1];
+    for (int64_t c = 0; c < items_; ++c) col_start_[c + 1] += col_start_[c];
+    if (orders & kByColumn) {
+      by_col_.resize(en.count);
+      std::vector<int32_t> next(col_start_.begin(), col_start_.end() - 1);
+      for (int32_t e = 0; e < en.count; ++e) by_col_[next[en.col[e]]++] = e;
+    }
+    if (orders & kByRow) {
+      by_row_.resize(en.count);
+      std::vector<int32_t> next(tiles_);
+      for (int64_t t = 0; t < tiles_; ++t) next[t] = TileStart(t);
+      for (int32_t e = 0; e < en.count; ++e) by_row_[next[en.col[e] / kTile]++] = e;
+    }
   }
 
   int parts() const { return parts_; }
 
-  // Calls fn(lo, n, first, last) for part t's tiles: items [lo, lo + n), entries
-  // order positions [first, last). Every tile, empty or not, is in one part.
+  // Calls fn(lo, n) for part t's tiles, items [lo, lo + n); every tile is in one part.
   template <typename Fn>
   void ForEachTile(int t, Fn fn) const {
     for (int64_t tile = Bound(t); tile < Bound(t + 1); ++tile) {
       const int64_t lo = tile * kTile;
-      fn(lo, std::min(kTile, items_ - lo), start_[tile], start_[tile + 1]);
+      fn(lo, std::min(kTile, items_ - lo));
     }
   }
 
-  // Calls fn(k, row[k], col[k]) for part t's entries k, tile by tile; with
-  // `each_tile`, each_tile(lo, n) first for every tile of the part, empty or not.
-  template <typename Fn, typename TileFn>
-  void ForEachEntry(int t, Fn fn, TileFn each_tile) const {
-    ForEachTile(t, [&](int64_t lo, int64_t n, int32_t first, int32_t last) {
-      each_tile(lo, n);
-      for (int32_t p = first; p < last; ++p) {
-        const int32_t k = order_[p];
-        fn(k, int64_t{en_.row[k]}, int64_t{en_.col[k]});
-      }
-    });
-  }
+  // Calls fn(c, ks, n) for every item c in [lo, lo + n_items): its n entries ks
+  // (n may be 0), in their given order.
   template <typename Fn>
-  void ForEachEntry(int t, Fn fn) const {
-    ForEachEntry(t, fn, [](int64_t, int64_t) {});
+  void ForEachColumn(int64_t lo, int64_t n_items, Fn fn) const {
+    for (int64_t c = lo; c < lo + n_items; ++c) {
+      fn(c, by_col_.data() + col_start_[c], col_start_[c + 1] - col_start_[c]);
+    }
+  }
+
+  // Calls fn(r, ks, n) for each run of n >= 1 consecutive entries ks of one row r
+  // among the entries of the tile starting at item lo.
+  template <typename Fn>
+  void ForEachRowRun(int64_t lo, Fn fn) const {
+    const int64_t tile = lo / kTile;
+    const int32_t* ks = by_row_.data();
+    for (int32_t p = TileStart(tile), end = TileStart(tile + 1); p < end;) {
+      const int32_t r = en_.row[ks[p]];
+      int32_t q = p + 1;
+      while (q < end && en_.row[ks[q]] == r) ++q;
+      fn(int64_t{r}, ks + p, q - p);
+      p = q;
+    }
   }
 
  private:
+  int32_t TileStart(int64_t tile) const {
+    return col_start_[std::min(tile * kTile, items_)];
+  }
+
   int64_t Bound(int t) const {
     if (t == 0) return 0;
-    if (t >= parts_) return num_;
-    const int64_t target = int64_t{en_.count} * t / parts_;
-    return std::lower_bound(start_.begin(), start_.end(), target) - start_.begin();
+    if (t >= parts_) return tiles_;
+    const int32_t target = static_cast<int32_t>(int64_t{en_.count} * t / parts_);
+    int64_t lo = 0, hi = tiles_;  // the first tile starting at or after target
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (TileStart(mid) < target) lo = mid + 1; else hi = mid;
+    }
+    return lo;
   }
 
   Entries en_;
-  int64_t items_, num_;
+  int64_t items_, tiles_;
   int parts_;
-  std::vector<int32_t> start_, order_;
+  std::vector<int32_t> col_start_, by_col_, by_row_;
 };
+
+// y (+)= sum over the n entries ks of coef(k) * x(k) (rows of H floats), kMaxRun at a
+// time; without `add` y is overwritten (zeroed when n is 0).
+template <typename Coef, typename RowOf>
+void SumEntries(const int32_t* ks, int32_t n, Coef coef, RowOf x_of, float* y, int64_t H,
+                bool add) {
+  if (n == 0 && !add) std::memset(y, 0, sizeof(float) * H);
+  float a[kMaxRun];
+  const float* x[kMaxRun];
+  for (int32_t p = 0; p < n; p += kMaxRun) {
+    const int m = static_cast<int>(std::min<int32_t>(kMaxRun, n - p));
+    for (int j = 0; j < m; ++j) {
+      a[j] = coef(ks[p + j]);
+      x[j] = x_of(ks[p + j]);
+    }
+    SumRows(m, a, x, y, H, add || p > 0);
+  }
+}
+
+// out[k] = x(k) . y for the n entries ks, four at a time.
+template <typename RowOf>
+void DotEntries(const int32_t* ks, int32_t n, RowOf x_of, const float* y, int64_t H,
+                float* out) {
+  const float* x[4];
+  float d[4];
+  for (int32_t p = 0; p < n; p += 4) {
+    const int m = static_cast<int>(std::min<int32_t>(4, n - p));
+    for (int j = 0; j < m; ++j) x[j] = x_of(ks[p + j]);
+    switch (m) {
+      case 4: SharedDots<4>(x, y, H, d); break;
+      case 3: SharedDots<3>(x, y, H, d); break;
+      case 2: SharedDots<2>(x, y, H, d); break;
+      default: SharedDots<1>(x, y, H, d);
+    }
+    for (int j = 0; j < m; ++j) out[ks[p + j]] = d[j];
+  }
+}
 
 // Runs body(t, out_t) for every part t with out_t a zeroed [size] array of its own
 // (`out` itself for part 0), then sums them into `out`.
 template <typename Body>
-void WithPartialSums(ffi::ThreadPool& pool, const ColumnTiles& tiles, float* out,
+void WithPartialSums(ffi::ThreadPool& pool, const EntryOrder& order, float* out,
                      int64_t size, Body body) {
   std::memset(out, 0, sizeof(float) * size);
-  std::vector<std::vector<float>> parts(tiles.parts() - 1);
-  RunParallel(pool, tiles.parts(), [&](int t) {
+  std::vector<std::vector<float>> parts(order.parts() - 1);
+  RunParallel(pool, order.parts(), [&](int t) {
     if (t == 0) return body(0, out);
     parts[t - 1].assign(size, 0.0f);
     body(t, parts[t - 1].data());
   });
-  for (const auto& part : parts) Axpy(1.0f, part.data(), out, size);
+  for (const auto& part : parts) {
+    const float* p = part.data();
+#pragma omp simd
+    for (int64_t k = 0; k < size; ++k) out[k] += p[k];
+  }
 }
 
 using F32 = ffi::Buffer<ffi::F32>;
@@ -210,11 +351,16 @@ ffi::Error SparseInputForward(ffi::ThreadPool pool, F32 val, F32 w, S32 row, S32
   const int64_t B = out->dimensions()[0], I = w.dimensions()[0], H = w.dimensions()[1];
   auto en = GetEntries(row, col, count, B, I, val.element_count());
   if (en.has_error()) return en.error();
-  const Entries& e = en.value();
-  const ColumnTiles tiles(e, I);
-  WithPartialSums(pool, tiles, out->typed_data(), B * H, [&](int t, float* o) {
-    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t c) {
-      Axpy(val.typed_data()[k], w.typed_data() + c * H, o + r * H, H);
+  const EntryOrder order(en.value(), I, EntryOrder::kByRow);
+  const float* v = val.typed_data();
+  const float* W = w.typed_data();
+  const int32_t* cols = en.value().col;
+  WithPartialSums(pool, order, out->typed_data(), B * H, [&](int t, float* o) {
+    order.ForEachTile(t, [&](int64_t lo, int64_t) {
+      order.ForEachRowRun(lo, [&](int64_t r, const int32_t* ks, int32_t n) {
+        SumEntries(ks, n, [&](int32_t k) { return v[k]; },
+                   [&](int32_t k) { return W + cols[k] * H; }, o + r * H, H, true);
+      });
     });
   });
   return ffi::Error::Success();
@@ -225,16 +371,37 @@ ffi::Error SparseInputWeightGrad(ffi::ThreadPool pool, F32 val, F32 g, S32 row, 
   const int64_t B = g.dimensions()[0], I = out->dimensions()[0], H = g.dimensions()[1];
   auto en = GetEntries(row, col, count, B, I, val.element_count());
   if (en.has_error()) return en.error();
-  const Entries& e = en.value();
-  const ColumnTiles tiles(e, I);
+  const EntryOrder order(en.value(), I, EntryOrder::kByColumn);
+  const float* v = val.typed_data();
+  const float* G = g.typed_data();
+  const int32_t* rows = en.value().row;
   float* dw = out->typed_data();
-  RunParallel(pool, tiles.parts(), [&](int t) {
-    tiles.ForEachEntry(
-        t,
-        [&](int32_t k, int64_t r, int64_t c) {
-          Axpy(val.typed_data()[k], g.typed_data() + r * H, dw + c * H, H);
-        },
-        [&](int64_t lo, int64_t n) { std::memset(dw + lo * H, 0, sizeof(float) * n * H); });
+  RunParallel(pool, order.parts(), [&](int t) {
+    order.ForEachTile(t, [&](int64_t lo, int64_t n_items) {
+      order.ForEachColumn(lo, n_items, [&](int64_t c, const int32_t* ks, int32_t n) {
+        SumEntries(ks, n, [&](int32_t k) { return v[k]; },
+                   [&](int32_t k) { return G + rows[k] * H; }, dw + c * H, H, false);
+      });
+    });
+  });
+  return ffi::Error::Success();
+}
+
+// out[k] = x[row[k]] . y[col[k]] (+ bias[col[k]]) for k < count, 0 past it.
+ffi::Error DotsAtEntries(ffi::ThreadPool& pool, const Entries& e, const float* x,
+                         const float* y, const float* bias, int64_t I, int64_t H,
+                         float* out, int64_t capacity) {
+  const EntryOrder order(e, I, EntryOrder::kByColumn);
+  std::memset(out, 0, sizeof(float) * capacity);
+  RunParallel(pool, order.parts(), [&](int t) {
+    order.ForEachTile(t, [&](int64_t lo, int64_t n_items) {
+      order.ForEachColumn(lo, n_items, [&](int64_t c, const int32_t* ks, int32_t n) {
+        DotEntries(ks, n, [&](int32_t k) { return x + e.row[k] * H; }, y + c * H, H, out);
+        if (bias != nullptr) {
+          for (int32_t j = 0; j < n; ++j) out[ks[j]] += bias[c];
+        }
+      });
+    });
   });
   return ffi::Error::Success();
 }
@@ -244,34 +411,18 @@ ffi::Error SparseInputInputGrad(ffi::ThreadPool pool, F32 g, F32 w, S32 row, S32
   const int64_t B = g.dimensions()[0], I = w.dimensions()[0], H = g.dimensions()[1];
   auto en = GetEntries(row, col, count, B, I);
   if (en.has_error()) return en.error();
-  const Entries& e = en.value();
-  const ColumnTiles tiles(e, I);
-  float* dval = out->typed_data();
-  std::memset(dval, 0, sizeof(float) * out->element_count());
-  RunParallel(pool, tiles.parts(), [&](int t) {
-    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t c) {
-      dval[k] = Dot(g.typed_data() + r * H, w.typed_data() + c * H, H);
-    });
-  });
-  return ffi::Error::Success();
+  return DotsAtEntries(pool, en.value(), g.typed_data(), w.typed_data(), nullptr, I, H,
+                       out->typed_data(), out->element_count());
 }
 
 ffi::Error SparseOutputForward(ffi::ThreadPool pool, F32 h, F32 v, F32 c, S32 row, S32 col,
                                S32 count, Out out) {
   auto en = GetEntries(row, col, count, h.dimensions()[0], c.element_count());
   if (en.has_error()) return en.error();
-  const Entries& e = en.value();
   const int64_t H = h.dimensions()[1], I = c.element_count();
   if (auto err = CheckItemsMajor(v, I, H); err.failure()) return err;
-  const ColumnTiles tiles(e, I);
-  float* o = out->typed_data();
-  std::memset(o, 0, sizeof(float) * out->element_count());
-  RunParallel(pool, tiles.parts(), [&](int t) {
-    tiles.ForEachEntry(t, [&](int32_t k, int64_t r, int64_t col) {
-      o[k] = Dot(h.typed_data() + r * H, v.typed_data() + col * H, H) + c.typed_data()[col];
-    });
-  });
-  return ffi::Error::Success();
+  return DotsAtEntries(pool, en.value(), h.typed_data(), v.typed_data(), c.typed_data(), I,
+                       H, out->typed_data(), out->element_count());
 }
 
 ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 row,
@@ -281,23 +432,31 @@ ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 r
   const Entries& e = en.value();
   const int64_t B = h.dimensions()[0], H = h.dimensions()[1], I = dc_out->element_count();
   if (auto err = CheckItemsMajor(v, I, H); err.failure()) return err;
-  const ColumnTiles tiles(e, I);
+  const EntryOrder order(e, I, EntryOrder::kByColumn | EntryOrder::kByRow);
+  const float* G = g.typed_data();
+  const float* Hs = h.typed_data();
+  const float* V = v.typed_data();
   float* dv = dv_out->typed_data();
   float* dc = dc_out->typed_data();
-  std::memset(dc, 0, sizeof(float) * I);
-  WithPartialSums(pool, tiles, dh_out->typed_data(), B * H, [&](int t, float* dh) {
-    tiles.ForEachEntry(
-        t,
-        [&](int32_t k, int64_t r, int64_t col) {
-          const float a = g.typed_data()[k];
-          Axpy(a, v.typed_data() + col * H, dh + r * H, H);
-          Axpy(a, h.typed_data() + r * H, dv + col * H, H);
-          dc[col] += a;
-        },
-        [&](int64_t lo, int64_t n) { std::memset(dv + lo * H, 0, sizeof(float) * n * H); });
+  const auto coef = [&](int32_t k) { return G[k]; };
+  WithPartialSums(pool, order, dh_out->typed_data(), B * H, [&](int t, float* dh) {
+    order.ForEachTile(t, [&](int64_t lo, int64_t n_items) {
+      order.ForEachColumn(lo, n_items, [&](int64_t c, const int32_t* ks, int32_t n) {
+        SumEntries(ks, n, coef, [&](int32_t k) { return Hs + e.row[k] * H; }, dv + c * H,
+                   H, false);
+        float s = 0.0f;
+        for (int32_t j = 0; j < n; ++j) s += G[ks[j]];
+        dc[c] = s;
+      });
+      order.ForEachRowRun(lo, [&](int64_t r, const int32_t* ks, int32_t n) {
+        SumEntries(ks, n, coef, [&](int32_t k) { return V + e.col[k] * H; }, dh + r * H, H,
+                   true);
+      });
+    });
   });
   return ffi::Error::Success();
 }
+
 
 // SGD with momentum on one parameter array, in place, in one pass (XLA:CPU runs it
 // as two loops, plus a third for the gradient's norm: 7 passes over memory, not 5):
