@@ -59,8 +59,10 @@ TARGETS = {"forward": "AutorecSparseInputForward",
            "input_grad": "AutorecSparseInputInputGrad",
            "output_forward": "AutorecSparseOutputForward",
            "output_backward": "AutorecSparseOutputBackward",
-           # The optimizer's update, built into the same library (autorec_jax.fused_sgd).
-           "sgd_momentum": "AutorecSgdMomentum"}
+           "output_backward_no_kernel": "AutorecSparseOutputBackwardNoKernel",
+           # The optimizer's updates, built into the same library (autorec_jax.fused_sgd).
+           "sgd_momentum": "AutorecSgdMomentum",
+           "sgd_momentum_entries": "AutorecSgdMomentumEntries"}
 INPUT_PATHS = ("dense", "sparse", "auto")
 # `auto` takes the sparse path at or below this share of stored entries: ML-1M (4%)
 # and Netflix (1.1%) steps take 30-57% less time sparse; per multiply-add the kernels
@@ -229,7 +231,8 @@ def sparse_output_matmul(h_BxH: jax.Array, v_IxH: jax.Array, c_I: jax.Array,
   `v` is the output kernel stored items-major, [I, H] (a row per output unit, as the
   model stores it; a tied decoder's is the first encoder kernel). The gradients are
   dense in h and c and in v's listed items, the products only over the entries
-  (O(E * H)).
+  (O(E * H)); v's is not computed at all where v is a constant (stop_gradient: the
+  model's deferred kernel gradients).
   """
   register()
   return jax.ffi.ffi_call(TARGETS["output_forward"],
@@ -237,24 +240,41 @@ def sparse_output_matmul(h_BxH: jax.Array, v_IxH: jax.Array, c_I: jax.Array,
                               h_BxH.astype(jnp.float32), v_IxH, c_I, row_E, col_E, count)
 
 
+@struct.dataclass
+class _OutputResiduals:
+  h_BxH: jax.Array
+  v_IxH: jax.Array
+  c_I: jax.Array
+  row_E: jax.Array
+  col_E: jax.Array
+  count: jax.Array
+  kernel_grad: bool = struct.field(pytree_node=False)
+
+
 def _output_fwd(h_BxH, v_IxH, c_I, row_E, col_E, count):
-  h_BxH = h_BxH.astype(jnp.float32)
-  out = sparse_output_matmul(h_BxH, v_IxH, c_I, row_E, col_E, count)
-  return out, (h_BxH, v_IxH, c_I, row_E, col_E, count)
+  # symbolic_zeros: each argument comes with whether it is differentiated.
+  args = [a.value for a in (h_BxH, v_IxH, c_I, row_E, col_E, count)]
+  args[0] = args[0].astype(jnp.float32)
+  return sparse_output_matmul(*args), _OutputResiduals(*args,
+                                                       kernel_grad=v_IxH.perturbed)
 
 
 def _output_bwd(res, g_E):
-  h_BxH, v_IxH, c_I, row_E, col_E, count = res
-  dh, dv, dc = jax.ffi.ffi_call(
-      TARGETS["output_backward"],
-      (jax.ShapeDtypeStruct(h_BxH.shape, jnp.float32),
-       jax.ShapeDtypeStruct(v_IxH.shape, jnp.float32),
-       jax.ShapeDtypeStruct(c_I.shape, jnp.float32)))(
-           g_E.astype(jnp.float32), h_BxH, v_IxH, row_E, col_E, count)
+  h_BxH, v_IxH, c_I = res.h_BxH, res.v_IxH, res.c_I
+  if isinstance(g_E, jax.custom_derivatives.SymbolicZero):
+    g_E = jnp.zeros(res.row_E.shape, jnp.float32)
+  args = (g_E.astype(jnp.float32), h_BxH, v_IxH, res.row_E, res.col_E, res.count)
+  f32 = lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32)  # pylint: disable=unnecessary-lambda-assignment
+  if not res.kernel_grad:
+    dh, dc = jax.ffi.ffi_call(TARGETS["output_backward_no_kernel"],
+                              (f32(h_BxH), f32(c_I)))(*args)
+    return dh, None, dc, None, None, None
+  dh, dv, dc = jax.ffi.ffi_call(TARGETS["output_backward"],
+                                (f32(h_BxH), f32(v_IxH), f32(c_I)))(*args)
   return dh, dv, dc, None, None, None
 
 
-sparse_output_matmul.defvjp(_output_fwd, _output_bwd)
+sparse_output_matmul.defvjp(_output_fwd, _output_bwd, symbolic_zeros=True)
 
 
 def resolve(input_path: str, *, num_devices: int, density: float | None = None

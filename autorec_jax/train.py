@@ -33,6 +33,7 @@ from autorec_jax import preprocess, ranking, resources
 from autorec_jax import sparse_input as sparse_lib
 from autorec_jax.data import datasets, splits
 from autorec_jax.data.batching import CSRBatcher
+from autorec_jax.models import autoencoder as ae
 from autorec_jax.models.autoencoder import AutoEncoder, count_params
 
 
@@ -74,7 +75,8 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                     refeed_steps: int, noise: noise_lib.NoiseConfig | None = None,
                     alpha: float = 1.0, beta: float = 1.0,
                     sparse_input: bool = False, num_inputs: int | None = None,
-                    fused_sgd: "fused_sgd_lib.FusedSgd | None" = None) -> Callable:
+                    fused_sgd: "fused_sgd_lib.FusedSgd | None" = None,
+                    deferred_kernel_grads: bool = True) -> Callable:
   """(state, batch, key) -> (state, metrics): one update on the sparse batch, then
   `refeed_steps` dense re-feeding updates (DeepRec section 2.2).
 
@@ -90,7 +92,11 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
   gradients at those entries only (the dense output is computed only when a
   re-feeding pass needs it as its input); re-feeding passes are dense. With
   `fused_sgd` (the same update as `tx`, see autorec_jax.fused_sgd) the updates run
-  natively, one pass per parameter array.
+  natively, one pass per parameter array; on the sparse pass of an untied model, with
+  `deferred_kernel_grads`, the first and output kernels' gradients are never built:
+  the update sums each of their rows from the batch's entries (AutoEncoder's
+  `deferred_kernel_grads`; the same sums, so the same parameters, with two
+  [n, w_1] arrays less written and read per step).
   """
   denoise = noise is not None and noise.active
   output = "entries+dense" if refeed_steps else "entries"
@@ -118,8 +124,43 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
     pred_E, pred_BxI = out if refeed_steps else (out, None)
     return objective(pred_E, y, m, c), pred_BxI
 
+  def deferred_loss_fn(params, perturbations, x, y, m, c, dropout_key):
+    """loss_fn's (loss, dense output) with the sown last hidden layer, the first and
+    output kernels' products fed their gradients through `perturbations`."""
+    out, sown = model.apply({"params": params, "perturbations": perturbations}, x,
+                            train=True, output=output, deferred_kernel_grads=True,
+                            rngs={"dropout": dropout_key}, mutable=["intermediates"])
+    pred_E, pred_BxI = out if refeed_steps else (out, None)
+    return objective(pred_E, y, m, c), (pred_BxI, sown["intermediates"][ae.LAST_HIDDEN][0])
+
+  def deferred_update(state, x, y, m, c, dropout_key):
+    """update() on a sparse pass with the two kernels' gradients summed in the update."""
+    perturbations = {
+        ae.FIRST_LAYER_PRODUCT: jnp.zeros((x.shape[0], model.hidden[0]), jnp.float32),
+        ae.OUTPUT_AT_ENTRIES: jnp.zeros(x.row.shape, jnp.float32)}
+    (loss, (pred_BxI, h_BxH)), (grads, at) = jax.value_and_grad(
+        deferred_loss_fn, argnums=(0, 1), has_aux=True)(
+            state.params, perturbations, x, y, m, c, dropout_key)
+    factors = (x.row, x.col, x.count)
+    entry_grads = {
+        ae.INPUT_KERNEL: fused_sgd_lib.EntriesGradient(x.val, at[ae.FIRST_LAYER_PRODUCT],
+                                                       *factors),
+        ae.output_kernel_name(model.hidden): fused_sgd_lib.EntriesGradient(
+            at[ae.OUTPUT_AT_ENTRIES], h_BxH, *factors)}
+    # The output kernel is read until its bias's gradient and the dense output are
+    # computed; updated after them, it is updated in place, not copied (twice).
+    out_bias = grads[f"dec{len(model.hidden) - 1}_bias"]
+    params, opt_state, grad_norm = fused_sgd.apply(grads, state.opt_state, state.params,
+                                                   entry_grads, after=(out_bias, pred_BxI))
+    return state.replace(params=params, opt_state=opt_state), loss, grad_norm, pred_BxI
+
+  defer = (deferred_kernel_grads and sparse_input and fused_sgd is not None
+           and not model.tied)
+
   def update(state, x, y, m, c, dropout_key):
     """(new state, loss, the gradient's global norm, the dense output or None)."""
+    if defer and isinstance(x, sparse_lib.SparseRows):
+      return deferred_update(state, x, y, m, c, dropout_key)
     (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, x, y, m, c, dropout_key)
     if fused_sgd is not None:

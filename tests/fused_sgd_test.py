@@ -117,3 +117,117 @@ def test_training_with_the_fused_update_equals_optax(tmp_path):
     assert results[True][key] == pytest.approx(results[False][key], rel=1e-5), key
   np.testing.assert_allclose(results[True]["grad_norm"], results[False]["grad_norm"],
                              rtol=1e-4)
+
+
+def _entries(rng, rows, cols, density, capacity):
+  r, c = np.nonzero(rng.random((rows, cols)) < density)
+  pad = capacity - len(r)
+  return (jnp.asarray(np.concatenate([r, np.zeros(pad, int)]), jnp.int32),
+          jnp.asarray(np.concatenate([c, np.zeros(pad, int)]), jnp.int32),
+          jnp.asarray([len(r)], jnp.int32))
+
+
+@pytest.mark.parametrize("rows,cols,width,density", [
+    (9, 40, 16, 0.2),  # items without entries, one part
+    (70, 300, 20, 0.5),  # above the threading threshold, a width not a multiple of 16
+])
+def test_an_entries_gradient_updates_like_the_gradient_it_stands_for(rows, cols, width,
+                                                                     density):
+  cfg = _sgd_config()
+  tx, _ = optim.from_config(cfg, steps_per_epoch=3)
+  per_update, _ = optim.learning_rate_fn(cfg, 3)
+  fused = fused_sgd.FusedSgd(momentum=0.9, learning_rate=per_update)
+  rng = np.random.default_rng(4)
+  row, col, count = _entries(rng, rows, cols, density, capacity=rows * cols + 5)
+  n = int(count[0])
+  params = {"k": jnp.asarray(rng.normal(size=(cols, width)), jnp.float32),
+            "b": jnp.asarray(rng.normal(size=(width,)), jnp.float32)}
+
+  def built(coef, a):  # the [cols, width] gradient: sum of coef[e] * a[row[e]] at col[e]
+    g = np.zeros((cols, width), np.float32)
+    np.add.at(g, np.asarray(col[:n]), np.asarray(coef[:n])[:, None] * np.asarray(a)[row[:n]])
+    return jnp.asarray(g)
+
+  with_entries = jax.jit(lambda p, s, g, e: fused.apply(g, s, p, {"k": e}, after=g["b"]),
+                         donate_argnums=(0, 1))
+  with_grads = jax.jit(lambda p, s, g: fused.apply(g, s, p))
+  p1 = p2 = params
+  s1 = s2 = tx.init(params)
+  for _ in range(4):
+    coef = jnp.asarray(rng.normal(size=row.shape), jnp.float32)
+    a = jnp.asarray(rng.normal(size=(rows, width)), jnp.float32)
+    b_grad = jnp.asarray(rng.normal(size=(width,)), jnp.float32)
+    entries = fused_sgd.EntriesGradient(coef, a, row, col, count)
+    p1, s1, n1 = with_grads(p1, s1, {"k": built(coef, a), "b": b_grad})
+    # the "k" leaf of the gradient is never read
+    p2, s2, n2 = with_entries(p2, s2, {"k": jnp.full((cols, width), jnp.nan), "b": b_grad},
+                              entries)
+    assert float(n2) == pytest.approx(float(n1), rel=1e-5)
+  for x, y in zip(jax.tree.leaves((p1, s1)), jax.tree.leaves((p2, s2))):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-4)  # sums of ~40 terms ~20
+  with pytest.raises(ValueError, match="not in the model"):
+    fused.apply({"k": p1["k"], "b": p1["b"]}, s1, p1, {"w": entries})
+
+
+def _deferred_setup(tmp_path, **model_overrides):
+  from autorec_jax import train  # pylint: disable=import-outside-toplevel
+  from autorec_jax.data.batching import CSRBatcher  # pylint: disable=import-outside-toplevel
+  import scipy.sparse as sp  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(7)
+  csr = sp.random(60, 50, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+  csr.data = rng.normal(size=csr.nnz).astype(np.float32)
+  batcher = CSRBatcher(csr, 16, seed=0, prefetch=0, entries=True, dense=True)
+  batches = [{k: jnp.asarray(v) for k, v in b.items()} for b in batcher.train_batches(1)]
+  model_cfg = base_config().model
+  model_cfg.hidden = (12, 8)
+  model_cfg.dropout = 0.3
+  for k, v in model_overrides.items():
+    setattr(model_cfg, k, v)
+  return train, train.make_model(model_cfg, 50), batches
+
+
+@pytest.mark.parametrize("refeed_steps,noise,output_activation", [
+    (0, False, False), (1, False, True), (1, True, False)])
+def test_deferred_kernel_gradients_train_exactly_like_built_ones(tmp_path, refeed_steps,
+                                                                noise, output_activation):
+  """The first and output kernels' gradients summed inside the update (never built)
+  give the same parameters and optimizer state, bit for bit, as the built gradients."""
+  from autorec_jax import noise as noise_lib  # pylint: disable=import-outside-toplevel
+  train, model, batches = _deferred_setup(tmp_path, output_activation=output_activation)
+  cfg = _sgd_config()
+  noise_cfg = noise_lib.NoiseConfig(masking=0.25) if noise else None
+  results = []
+  for deferred in (False, True):
+    tx, _ = optim.from_config(cfg, 4, updates_per_step=1 + refeed_steps)
+    per_update, _ = optim.learning_rate_fn(cfg, 4, updates_per_step=1 + refeed_steps)
+    fused = fused_sgd.FusedSgd(momentum=0.9, learning_rate=per_update)
+    step = jax.jit(train.make_train_step(
+        model, tx, refeed_steps=refeed_steps, noise=noise_cfg, sparse_input=True,
+        num_inputs=50, fused_sgd=fused, deferred_kernel_grads=deferred),
+                   donate_argnums=(0,))
+    hlo = step.lower(train.init_state(model, tx, 50, jax.random.key(0)), batches[0],
+                     jax.random.key(1)).as_text()
+    assert ("AutorecSgdMomentumEntries" in hlo) == deferred
+    state = train.init_state(model, tx, 50, jax.random.key(0))
+    norms = []
+    for i, batch in enumerate(batches * 2):
+      state, metrics = step(state, batch, jax.random.key(i))
+      norms.append(float(metrics["train/grad_norm"]))
+    results.append((jax.device_get(state), norms))
+  (built, built_norms), (deferred, deferred_norms) = results
+  for x, y in zip(jax.tree.leaves(built), jax.tree.leaves(deferred)):
+    np.testing.assert_array_equal(x, y)
+  np.testing.assert_allclose(built_norms, deferred_norms, rtol=1e-5)
+
+
+def test_a_tied_model_builds_its_kernel_gradient(tmp_path):
+  train, model, batches = _deferred_setup(tmp_path, tied=True)
+  cfg = _sgd_config()
+  tx, _ = optim.from_config(cfg, 4)
+  per_update, _ = optim.learning_rate_fn(cfg, 4)
+  step = jax.jit(train.make_train_step(
+      model, tx, refeed_steps=0, sparse_input=True, num_inputs=50,
+      fused_sgd=fused_sgd.FusedSgd(momentum=0.9, learning_rate=per_update)))
+  hlo = step.lower(train.init_state(model, tx, 50, jax.random.key(0)), batches[0],
+                   jax.random.key(1)).as_text()
+  assert "AutorecSgdMomentumEntries" not in hlo and "AutorecSgdMomentum" in hlo

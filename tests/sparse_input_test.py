@@ -246,6 +246,49 @@ def test_model_output_choice_is_checked():
     model.apply({"params": params}, rows, train=False, output="sparse")
 
 
+def test_deferred_kernel_gradients_come_from_the_perturbations():
+  """With deferred_kernel_grads the outputs are unchanged, the two kernels get no
+  gradient (the output layer's backward skips it), and x^T @ (gradient at x @ W) and
+  G^T @ (last hidden layer) are the kernels' gradients."""
+  from autorec_jax.models import autoencoder as ae  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(11)
+  x, rows = _sparse_batch(rng)
+  row, col, count = _entries(rows)
+  valid = jnp.arange(row.shape[0]) < count[0]
+  model = AutoEncoder(hidden=(8, 4), activation="selu", output_activation=True)
+  params = model.init(jax.random.key(0), x, train=False)["params"]
+  perturbations = {ae.FIRST_LAYER_PRODUCT: jnp.zeros((9, 8)),
+                   ae.OUTPUT_AT_ENTRIES: jnp.zeros(row.shape)}
+
+  def loss(params, perturbations, deferred):
+    variables = {"params": params, **({"perturbations": perturbations} if deferred else {})}
+    pred, sown = model.apply(variables, rows, train=False, output="entries",
+                             deferred_kernel_grads=deferred, mutable=["intermediates"])
+    return jnp.sum(jnp.where(valid, (pred - 1.0) ** 2, 0.0)), sown
+
+  want, _ = jax.grad(loss, has_aux=True)(params, perturbations, False)
+  grad = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+  (got, at), sown = grad(params, perturbations, True)
+  hlo = grad.lower(params, perturbations, True).as_text()
+  assert "AutorecSparseOutputBackwardNoKernel" in hlo and "WeightGrad" not in hlo
+  out_name = ae.output_kernel_name((8, 4))
+  for name in want:
+    if name in (ae.INPUT_KERNEL, out_name):
+      assert not np.any(got[name])
+    else:
+      np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(x.T @ at[ae.FIRST_LAYER_PRODUCT], want[ae.INPUT_KERNEL],
+                             rtol=1e-4, atol=1e-5)
+  g_at_entries = jnp.zeros((9, 40)).at[row, col].add(
+      jnp.where(valid, at[ae.OUTPUT_AT_ENTRIES], 0.0))
+  np.testing.assert_allclose(g_at_entries.T @ sown["intermediates"][ae.LAST_HIDDEN][0],
+                             want[out_name], rtol=1e-4, atol=1e-5)
+  for bad in (dict(output="dense"), dict(output="entries", tied=True)):
+    tied = AutoEncoder(hidden=(8, 4), tied=bad.pop("tied", False))
+    with pytest.raises(ValueError, match="deferred_kernel_grads needs"):
+      tied.init(jax.random.key(0), rows, train=False, deferred_kernel_grads=True, **bad)
+
+
 def test_model_with_entries_equals_the_dense_model():
   rng = np.random.default_rng(3)
   x, rows = _sparse_batch(rng)

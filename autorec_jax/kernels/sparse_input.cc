@@ -10,6 +10,9 @@
 //   SparseOutputForward    out[e] = h[row[e]] . V[col[e]] + c[col[e]]
 //   SparseOutputBackward   dh = G @ V, dV = G^T @ h, dc = column sums of G, where
 //                          G [B, I] holds g[e] at the entries and 0 elsewhere
+//   SparseOutputBackwardNoKernel  dh and dc only
+// and SGD with momentum (SgdMomentum), also for a kernel whose gradient x^T @ g or
+// G^T @ h is summed from the entries inside the update (SgdMomentumEntries).
 // Work is O(count * H) instead of O(B * I * H). Every kernel walks the entries by
 // tiles of kTile consecutive items (counting sorts per call), so each item's row of W
 // or V is read from memory once per call and then sits in L2 with the [B, H]
@@ -200,9 +203,12 @@ class EntryOrder {
  public:
   enum Orders { kByColumn = 1, kByRow = 2 };
 
-  EntryOrder(const Entries& en, int64_t num_items, int orders)
+  // `parts`, where given, fixes the number of parts and balances them by items (for
+  // a pass over every item's rows), else it follows the entry count.
+  EntryOrder(const Entries& en, int64_t num_items, int orders, int parts = 0)
       : en_(en), items_(num_items), tiles_((num_items + kTile - 1) / kTile),
-        parts_(NumParts(en.count)), col_start_(num_items + 1, 0) {
+        parts_(parts > 0 ? parts : NumParts(en.count)), by_items_(parts > 0),
+        col_start_(num_items + 1, 0) {
     for (int32_t e = 0; e < en.count; ++e) ++col_start_[en.col[e] + 1];
     for (int64_t c = 0; c < items_; ++c) col_start_[c + 1] += col_start_[c];
     if (orders & kByColumn) {
@@ -261,6 +267,7 @@ class EntryOrder {
   int64_t Bound(int t) const {
     if (t == 0) return 0;
     if (t >= parts_) return tiles_;
+    if (by_items_) return tiles_ * t / parts_;
     const int32_t target = static_cast<int32_t>(int64_t{en_.count} * t / parts_);
     int64_t lo = 0, hi = tiles_;  // the first tile starting at or after target
     while (lo < hi) {
@@ -273,6 +280,7 @@ class EntryOrder {
   Entries en_;
   int64_t items_, tiles_;
   int parts_;
+  bool by_items_;
   std::vector<int32_t> col_start_, by_col_, by_row_;
 };
 
@@ -425,8 +433,9 @@ ffi::Error SparseOutputForward(ffi::ThreadPool pool, F32 h, F32 v, F32 c, S32 ro
                        H, out->typed_data(), out->element_count());
 }
 
-ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 row,
-                                S32 col, S32 count, Out dh_out, Out dv_out, Out dc_out) {
+// dh, dc and (where dv is not null) dV of the output layer at the entries.
+ffi::Error OutputBackward(ffi::ThreadPool& pool, F32& g, F32& h, F32& v, S32& row, S32& col,
+                          S32& count, float* dh_out, float* dv, Out& dc_out) {
   auto en = GetEntries(row, col, count, h.dimensions()[0], dc_out->element_count());
   if (en.has_error()) return en.error();
   const Entries& e = en.value();
@@ -436,14 +445,15 @@ ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 r
   const float* G = g.typed_data();
   const float* Hs = h.typed_data();
   const float* V = v.typed_data();
-  float* dv = dv_out->typed_data();
   float* dc = dc_out->typed_data();
   const auto coef = [&](int32_t k) { return G[k]; };
-  WithPartialSums(pool, order, dh_out->typed_data(), B * H, [&](int t, float* dh) {
+  WithPartialSums(pool, order, dh_out, B * H, [&](int t, float* dh) {
     order.ForEachTile(t, [&](int64_t lo, int64_t n_items) {
       order.ForEachColumn(lo, n_items, [&](int64_t c, const int32_t* ks, int32_t n) {
-        SumEntries(ks, n, coef, [&](int32_t k) { return Hs + e.row[k] * H; }, dv + c * H,
-                   H, false);
+        if (dv != nullptr) {
+          SumEntries(ks, n, coef, [&](int32_t k) { return Hs + e.row[k] * H; }, dv + c * H,
+                     H, false);
+        }
         float s = 0.0f;
         for (int32_t j = 0; j < n; ++j) s += G[ks[j]];
         dc[c] = s;
@@ -457,11 +467,39 @@ ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 r
   return ffi::Error::Success();
 }
 
+ffi::Error SparseOutputBackward(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 row,
+                                S32 col, S32 count, Out dh_out, Out dv_out, Out dc_out) {
+  return OutputBackward(pool, g, h, v, row, col, count, dh_out->typed_data(),
+                        dv_out->typed_data(), dc_out);
+}
+
+// Without dV: the output kernel's gradient is left to SgdMomentumEntries.
+ffi::Error SparseOutputBackwardNoKernel(ffi::ThreadPool pool, F32 g, F32 h, F32 v, S32 row,
+                                        S32 col, S32 count, Out dh_out, Out dc_out) {
+  return OutputBackward(pool, g, h, v, row, col, count, dh_out->typed_data(), nullptr,
+                        dc_out);
+}
+
+// SGD with momentum over len floats, in one pass, with optax.sgd's operation order
+// (trace, then scale by -lr, then add); returns the sum of g^2. p and m may be
+// updated in place (po == pp, mo == mm).
+inline float SgdMomentumRun(const float* pp, const float* mm, const float* __restrict gg,
+                            float* po, float* mo, int64_t len, float mu, float step) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < len; ++i) {
+    const float gi = gg[i];
+    const float mi = gi + mu * mm[i];
+    mo[i] = mi;
+    po[i] = pp[i] + mi * step;
+    s += gi * gi;
+  }
+  return s;
+}
 
 // SGD with momentum on one parameter array, in place, in one pass (XLA:CPU runs it
 // as two loops, plus a third for the gradient's norm: 7 passes over memory, not 5):
 //   m' = g + momentum * m,  p' = p + (-lr) * m',  sumsq = sum of g^2
-// with optax.sgd's operation order (trace, then scale by -lr, then add).
 ffi::Error SgdMomentum(ffi::ThreadPool pool, F32 p, F32 m, F32 g, F32 lr, Out p_out,
                        Out m_out, Out sumsq, float momentum) {
   const int64_t n = p.element_count();
@@ -476,24 +514,61 @@ ffi::Error SgdMomentum(ffi::ThreadPool pool, F32 p, F32 m, F32 g, F32 lr, Out p_
   std::vector<double> part_sums(parts, 0.0);
   RunParallel(pool, parts, [&](int t) {
     const int64_t lo = n * t / parts, len = n * (t + 1) / parts - lo;
-    // Local pointers: the loop then vectorizes with contiguous loads (through the
-    // lambda's captures GCC emitted gathers). p and m are updated in place.
-    const float* pp = p.typed_data() + lo;
-    const float* mm = m.typed_data() + lo;
-    const float* __restrict gg = g.typed_data() + lo;
-    float* po = p_out->typed_data() + lo;
-    float* mo = m_out->typed_data() + lo;
-    const float mu = momentum, step = neg_lr;
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < len; ++i) {
-      const float gi = gg[i];
-      const float mi = gi + mu * mm[i];
-      mo[i] = mi;
-      po[i] = pp[i] + mi * step;
-      s += gi * gi;
-    }
-    part_sums[t] = s;
+    part_sums[t] = SgdMomentumRun(p.typed_data() + lo, m.typed_data() + lo,
+                                  g.typed_data() + lo, p_out->typed_data() + lo,
+                                  m_out->typed_data() + lo, len, momentum, neg_lr);
+  });
+  double total = 0.0;
+  for (double v : part_sums) total += v;
+  sumsq->typed_data()[0] = static_cast<float>(total);
+  return ffi::Error::Success();
+}
+
+// The same update of an [I, H] kernel whose gradient is given by a batch's entries,
+// never built: row c of the gradient is the sum over the entries e of item c of
+// coef[e] * a[row[e]], with a [B, H] (x^T @ g for the first layer: coef the input
+// values, a the gradient at its output; G^T @ h for the output layer: coef the
+// gradient at the entries, a the last hidden layer). Each gradient row is summed in
+// registers next to the update of its parameter and momentum rows, so the step moves
+// 4 kernel-sized arrays through memory instead of 7 (the gradient written, then read).
+// The gradient rows are summed exactly as SparseInputWeightGrad and
+// SparseOutputBackward sum them: the same parameters as with those gradients. Any
+// further arguments are not read: they order the update after the operations that
+// compute them (the kernel's other readers), so that XLA updates it in place instead
+// of copying it for them.
+ffi::Error SgdMomentumEntries(ffi::ThreadPool pool, F32 p, F32 m, F32 coef, F32 a, S32 row,
+                              S32 col, S32 count, F32 lr, ffi::RemainingArgs, Out p_out,
+                              Out m_out, Out sumsq, float momentum) {
+  const auto dims = p.dimensions();
+  if (dims.size() != 2 || a.dimensions().size() != 2 || a.dimensions()[1] != dims[1] ||
+      m.element_count() != p.element_count() || p_out->element_count() != p.element_count() ||
+      m_out->element_count() != p.element_count()) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "sgd_momentum_entries: parameter [I, H], momentum [I, H] and a [B, H] "
+                      "expected");
+  }
+  const int64_t I = dims[0], H = dims[1];
+  auto en = GetEntries(row, col, count, a.dimensions()[0], I, coef.element_count());
+  if (en.has_error()) return en.error();
+  const EntryOrder order(en.value(), I, EntryOrder::kByColumn, NumParts(kParallelEntries));
+  const float step = -lr.typed_data()[0];
+  const float* cf = coef.typed_data();
+  const float* A = a.typed_data();
+  const int32_t* rows = en.value().row;
+  std::vector<double> part_sums(order.parts(), 0.0);
+  RunParallel(pool, order.parts(), [&](int t) {
+    std::vector<float> grad(H);
+    double total = 0.0;
+    order.ForEachTile(t, [&](int64_t lo, int64_t n_items) {
+      order.ForEachColumn(lo, n_items, [&](int64_t c, const int32_t* ks, int32_t n) {
+        SumEntries(ks, n, [&](int32_t k) { return cf[k]; },
+                   [&](int32_t k) { return A + rows[k] * H; }, grad.data(), H, false);
+        total += SgdMomentumRun(p.typed_data() + c * H, m.typed_data() + c * H,
+                                grad.data(), p_out->typed_data() + c * H,
+                                m_out->typed_data() + c * H, H, momentum, step);
+      });
+    });
+    part_sums[t] = total;
   });
   double total = 0.0;
   for (double v : part_sums) total += v;
@@ -518,6 +593,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputForward, SparseOutputForward,
                               AUTOREC_OUTPUT_ARGS.Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputBackward, SparseOutputBackward,
                               AUTOREC_OUTPUT_ARGS.Ret<F32>().Ret<F32>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSparseOutputBackwardNoKernel,
+                              SparseOutputBackwardNoKernel,
+                              AUTOREC_OUTPUT_ARGS.Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSgdMomentum, SgdMomentum,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
@@ -525,6 +603,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSgdMomentum, SgdMomentum,
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Attr<float>("momentum"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSgdMomentumEntries, SgdMomentumEntries,
+                              AUTOREC_ARGS(.Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>())
+                                  .Arg<F32>()
+                                  .RemainingArgs()
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()

@@ -35,6 +35,18 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # What AutoEncoder returns: dense rows, predictions at the listed entries, or both
 # (the dense ones without gradient); see AutoEncoder.__call__.
 OUTPUTS = ("dense", "entries", "entries+dense")
+# With `deferred_kernel_grads`: the perturbations (flax's "perturbations" collection)
+# whose gradients, with the sown last hidden layer ("intermediates"), give the first
+# and output kernels' gradients from the batch's entries (autorec_jax.fused_sgd).
+INPUT_KERNEL = "enc0_kernel"  # the first layer's kernel parameter, [n, w_1]
+FIRST_LAYER_PRODUCT = "first_layer_product"  # x @ W, [batch, w_1]
+OUTPUT_AT_ENTRIES = "output_at_entries"  # h @ V^T + c at the entries, [E]
+LAST_HIDDEN = "last_hidden"  # h, the output layer's input, float32 [batch, w_1]
+
+
+def output_kernel_name(hidden: Sequence[int]) -> str:
+  """The output layer's kernel parameter of an untied AutoEncoder with `hidden`."""
+  return f"dec{len(hidden) - 1}_kernel"
 
 
 def _low_precision_matmul(dtype, *, transposed: bool = False):
@@ -126,7 +138,7 @@ class AutoEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array | sparse_input.SparseRows, *, train: bool,
-               output: str = "dense"):
+               output: str = "dense", deferred_kernel_grads: bool = False):
     """Maps rating rows [batch, n] to predicted rows [batch, n].
 
     `x` is the dense [batch, n] input, or a `sparse_input.SparseRows` listing its
@@ -138,6 +150,15 @@ class AutoEncoder(nn.Module):
     "entries+dense" returns them with the dense [batch, n] output as a constant (no
     gradient flows through it: a re-feeding pass's input), so the output layer's
     gradients still run over the entries only.
+
+    `deferred_kernel_grads` (sparse rows, an output at the entries, untied) leaves the
+    first and output kernels' gradients to the optimizer: the two products see those
+    kernels as constants (no [n, w_1] gradient is built), x @ W and the output at the
+    entries carry the perturbations FIRST_LAYER_PRODUCT and OUTPUT_AT_ENTRIES, and the
+    output layer's input is sown as LAST_HIDDEN. The kernels' gradients are then
+    x^T @ (gradient of FIRST_LAYER_PRODUCT) and G^T @ LAST_HIDDEN, G the gradient of
+    OUTPUT_AT_ENTRIES at the entries (autorec_jax.fused_sgd sums them inside the
+    update). The outputs are unchanged.
     """
     if not self.hidden:
       raise ValueError("AutoEncoder needs at least one hidden layer")
@@ -146,6 +167,9 @@ class AutoEncoder(nn.Module):
     sparse = isinstance(x, sparse_input.SparseRows)
     if output != "dense" and not sparse:
       raise ValueError(f"output={output!r} needs the input as sparse_input.SparseRows")
+    if deferred_kernel_grads and (output == "dense" or self.tied):
+      raise ValueError("deferred_kernel_grads needs an output at the entries and an "
+                       "untied decoder")
     act = ACTIVATIONS[self.activation]
     kernel_init = INITIALIZERS[self.kernel_init]
     if self.compute_dtype == "float32":
@@ -159,11 +183,17 @@ class AutoEncoder(nn.Module):
     h = x
     enc_kernels = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-      kernel = self.param(f"enc{i}_kernel", kernel_init, (n_in, n_out))
+      kernel = self.param(INPUT_KERNEL if i == 0 else f"enc{i}_kernel", kernel_init,
+                          (n_in, n_out))
       bias = self.param(f"enc{i}_bias", nn.initializers.zeros, (n_out,))
       enc_kernels.append(kernel)
       if i == 0 and sparse:
-        h = act(sparse_input.sparse_input_matmul(x, kernel) + bias[None, :])
+        if deferred_kernel_grads:
+          product = self.perturb(FIRST_LAYER_PRODUCT, sparse_input.sparse_input_matmul(
+              x, jax.lax.stop_gradient(kernel)))
+        else:
+          product = sparse_input.sparse_input_matmul(x, kernel)
+        h = act(product + bias[None, :])
       else:
         h = act(matmul(h, kernel) + bias[None, :])
 
@@ -189,12 +219,17 @@ class AutoEncoder(nn.Module):
     if self.tied:
       out_kernel = enc_kernels[0]
     else:
-      out_kernel = self.param(f"dec{j}_kernel", _transposed_init(kernel_init),
+      out_kernel = self.param(output_kernel_name(self.hidden), _transposed_init(kernel_init),
                               (num_inputs, widths[1]))
     bias = self.param(f"dec{j}_bias", nn.initializers.zeros, (num_inputs,))
     if output != "dense":
-      at_entries = sparse_input.sparse_output_matmul(h, out_kernel, bias, x.row, x.col,
-                                                     x.count)
+      if deferred_kernel_grads:
+        self.sow("intermediates", LAST_HIDDEN, h.astype(jnp.float32))
+        at_entries = self.perturb(OUTPUT_AT_ENTRIES, sparse_input.sparse_output_matmul(
+            h, jax.lax.stop_gradient(out_kernel), bias, x.row, x.col, x.count))
+      else:
+        at_entries = sparse_input.sparse_output_matmul(h, out_kernel, bias, x.row, x.col,
+                                                       x.count)
       if self.output_activation:
         at_entries = act(at_entries)
       if output == "entries":
