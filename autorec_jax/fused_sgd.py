@@ -102,25 +102,26 @@ class FusedSgd:
     return new_params, opt_state, norm
 
 
-def _update(p, m, g, lr, momentum: float):
+def _in_place_update(target: str, p, m, *operands, momentum: float):
+  """(p', m', sum of squared gradient) from the native kernel `target`, which updates
+  p and m in place (under donation) from `operands`."""
   sparse_input.register()
   shape = jax.ShapeDtypeStruct(p.shape, jnp.float32)
   return jax.ffi.ffi_call(
-      sparse_input.TARGETS["sgd_momentum"],
+      sparse_input.TARGETS[target],
       (shape, shape, jax.ShapeDtypeStruct((1,), jnp.float32)),
-      input_output_aliases={0: 0, 1: 1})(
-          p, m, g.astype(jnp.float32), lr, momentum=np.float32(momentum))
+      input_output_aliases={0: 0, 1: 1})(p, m, *operands, momentum=np.float32(momentum))
+
+
+def _update(p, m, g, lr, momentum: float):
+  return _in_place_update("sgd_momentum", p, m, g.astype(jnp.float32), lr,
+                          momentum=momentum)
 
 
 def _update_entries(p, m, grad: EntriesGradient, lr, momentum: float, after=()):
-  sparse_input.register()
-  shape = jax.ShapeDtypeStruct(p.shape, jnp.float32)
-  return jax.ffi.ffi_call(
-      sparse_input.TARGETS["sgd_momentum_entries"],
-      (shape, shape, jax.ShapeDtypeStruct((1,), jnp.float32)),
-      input_output_aliases={0: 0, 1: 1})(
-          p, m, grad.coef.astype(jnp.float32), grad.a.astype(jnp.float32), grad.row,
-          grad.col, grad.count, lr, *after, momentum=np.float32(momentum))
+  return _in_place_update("sgd_momentum_entries", p, m, grad.coef.astype(jnp.float32),
+                          grad.a.astype(jnp.float32), grad.row, grad.col, grad.count, lr,
+                          *after, momentum=momentum)
 
 
 def _top_level_name(path) -> str | None:

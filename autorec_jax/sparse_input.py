@@ -5,7 +5,7 @@ weight gradient `x^T @ g` do ~25x more work than they need, and so do the output
 layer's product and its two gradients when the loss only looks at the observed
 entries. XLA:CPU's own sparse formulations (gather + segment_sum, BCOO) run slower
 than the dense matmul they would replace (experiments/benchmark.py measures both),
-so this module compiles five small native kernels (`kernels/sparse_input.cc`, XLA
+so this module compiles six small native kernels (`kernels/sparse_input.cc`, XLA
 FFI) on first use with the system C++ compiler, caches the library, and exposes them
 as two differentiable ops over a batch given as `SparseRows` (its entry lists; the
 dense [B, I] input is never built):
@@ -31,8 +31,11 @@ dense, the output layer's forward and gradients 2.7-3.7 ms against 8.4-9.2 ms, w
 ML-1M epochs without re-feeding 0.91 s in float32 against 1.34 s dense, and
 Netflix-full-shaped steps 44 ms against 103; on the 2-core Xeon with AMX of a later
 one, 1.6-1.7 ms against 4.6-5.2 ms and 2.0 ms against 5.7-6.4 ms (bfloat16 epochs
-0.60 s sparse against 0.84 s dense). The rest of a step is the middle layers and parameter-sized
-memory traffic (gradients, optimizer: see autorec_jax/fused_sgd.py).
+0.60 s sparse against 0.84 s dense), and with the kernels' sums held in registers
+(2026-12-06, a slower day) 1.3-1.4 ms against 6.1-6.5 ms and 1.7-1.8 ms against
+6.7-7.9 ms (epochs 0.62-0.64 s against 1.04-1.06 s). The rest of a step is the
+middle layers and parameter-sized memory traffic (gradients, optimizer: see
+autorec_jax/fused_sgd.py).
 """
 
 from __future__ import annotations
