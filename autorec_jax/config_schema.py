@@ -79,8 +79,8 @@ Fields:
   optim.fused: do SGD with momentum as one native pass per parameter array where it
     is the whole update (no Nesterov, weight decay or clipping; one CPU device;
     autorec_jax.fused_sgd): the same arithmetic as optax, DeepRec epochs 6-8% faster;
-    on the sparse path of an untied model the first and output kernels' gradients
-    are then summed inside the update, never built (same parameters; epochs 3-7% faster).
+    on the sparse path the first and output kernels' gradients are then summed inside
+    the update, never built (same parameters; epochs 3-7% faster).
     False: always optax.
   train.num_epochs, train.batch_size (rows per step, all devices together).
   train.refeed_steps: dense re-feeding passes per step (DeepRec: 1).

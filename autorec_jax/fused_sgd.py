@@ -27,7 +27,8 @@ the native `SgdMomentumEntries` sums each row in registers right before updating
 (4 passes over the kernel's memory instead of 7: the gradient is neither written nor
 read back). The rows are summed exactly as the sparse gradient kernels sum them, so
 the parameters are the same bit for bit (tested). autorec_jax.train uses it for
-untied models (AutoEncoder's `deferred_kernel_grads`): ML-1M epochs 0.548-0.597 ->
+all models (AutoEncoder's `deferred_kernel_grads`; a tied kernel gets the sum of its
+two gradients, as XLA would add them): ML-1M epochs 0.548-0.597 ->
 0.510-0.552 s without re-feeding, 1.48-1.63 -> 1.42-1.50 s with (alternating
 processes, 2-core Xeon).
 """
@@ -35,7 +36,7 @@ processes, 2-core Xeon).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -68,12 +69,14 @@ class FusedSgd:
   learning_rate: Callable[[jax.Array], jax.Array]
 
   def apply(self, grads: Any, opt_state: Any, params: Any,
-            entry_grads: Mapping[str, EntriesGradient] | None = None,
+            entry_grads: Mapping[str, EntriesGradient | Sequence[EntriesGradient]]
+            | None = None,
             after: Any = None) -> tuple[Any, Any, jax.Array]:
     """(new params, new optax.sgd state, global gradient norm).
 
     `entry_grads` gives the gradients of some top-level parameters (by name) as
-    factors: their rows are summed inside the update (kernels/sparse_input.cc,
+    factors, or as the sum of several over the same entry lists (a tied kernel's two
+    uses): their rows are summed inside the update (kernels/sparse_input.cc,
     SgdMomentumEntries; the same sums as the sparse gradient kernels, so the same
     parameters) and their entries in `grads` are never read. `after` (arrays) orders
     those updates after the operations that compute it: where these are the last
@@ -102,7 +105,7 @@ class FusedSgd:
     return new_params, opt_state, norm
 
 
-def _in_place_update(target: str, p, m, *operands, momentum: float):
+def _in_place_update(target: str, p, m, *operands, momentum: float, **attrs):
   """(p', m', sum of squared gradient) from the native kernel `target`, which updates
   p and m in place (under donation) from `operands`."""
   sparse_input.register()
@@ -110,7 +113,8 @@ def _in_place_update(target: str, p, m, *operands, momentum: float):
   return jax.ffi.ffi_call(
       sparse_input.TARGETS[target],
       (shape, shape, jax.ShapeDtypeStruct((1,), jnp.float32)),
-      input_output_aliases={0: 0, 1: 1})(p, m, *operands, momentum=np.float32(momentum))
+      input_output_aliases={0: 0, 1: 1})(p, m, *operands, momentum=np.float32(momentum),
+                                         **attrs)
 
 
 def _update(p, m, g, lr, momentum: float):
@@ -118,10 +122,18 @@ def _update(p, m, g, lr, momentum: float):
                           momentum=momentum)
 
 
-def _update_entries(p, m, grad: EntriesGradient, lr, momentum: float, after=()):
-  return _in_place_update("sgd_momentum_entries", p, m, grad.coef.astype(jnp.float32),
-                          grad.a.astype(jnp.float32), grad.row, grad.col, grad.count, lr,
-                          *after, momentum=momentum)
+def _update_entries(p, m, grad: EntriesGradient | Sequence[EntriesGradient], lr,
+                    momentum: float, after=()):
+  factors = [grad] if isinstance(grad, EntriesGradient) else list(grad)
+  first = factors[0]
+  # Further factors as separate operands, not stacked: a stack (even a reshape) in
+  # front of the custom call changes how XLA fuses the arrays' other consumers, and
+  # with it the float rounding of, say, a bias gradient.
+  more = [x.astype(jnp.float32) for f in factors[1:] for x in (f.coef, f.a)]
+  return _in_place_update("sgd_momentum_entries", p, m, first.coef.astype(jnp.float32),
+                          first.a.astype(jnp.float32), first.row, first.col, first.count,
+                          lr, *more, *after, momentum=momentum,
+                          factors=np.int32(len(factors)))
 
 
 def _top_level_name(path) -> str | None:

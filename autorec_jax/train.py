@@ -92,7 +92,7 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
   gradients at those entries only (the dense output is computed only when a
   re-feeding pass needs it as its input); re-feeding passes are dense. With
   `fused_sgd` (the same update as `tx`, see autorec_jax.fused_sgd) the updates run
-  natively, one pass per parameter array; on the sparse pass of an untied model, with
+  natively, one pass per parameter array; on the sparse pass, with
   `deferred_kernel_grads`, the first and output kernels' gradients are never built:
   the update sums each of their rows from the batch's entries (AutoEncoder's
   `deferred_kernel_grads`; the same sums, so the same parameters, with two
@@ -141,12 +141,14 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
     (loss, (pred_BxI, h_BxH)), (grads, at) = jax.value_and_grad(
         deferred_loss_fn, argnums=(0, 1), has_aux=True)(
             state.params, perturbations, x, y, m, c, dropout_key)
-    factors = (x.row, x.col, x.count)
-    entry_grads = {
-        ae.INPUT_KERNEL: fused_sgd_lib.EntriesGradient(x.val, at[ae.FIRST_LAYER_PRODUCT],
-                                                       *factors),
-        ae.output_kernel_name(model.hidden): fused_sgd_lib.EntriesGradient(
-            at[ae.OUTPUT_AT_ENTRIES], h_BxH, *factors)}
+    lists = (x.row, x.col, x.count)
+    first = fused_sgd_lib.EntriesGradient(x.val, at[ae.FIRST_LAYER_PRODUCT], *lists)
+    output_layer = fused_sgd_lib.EntriesGradient(at[ae.OUTPUT_AT_ENTRIES], h_BxH, *lists)
+    if model.tied:  # the output kernel is the first one: the two gradients summed
+      entry_grads = {ae.INPUT_KERNEL: (first, output_layer)}
+    else:
+      entry_grads = {ae.INPUT_KERNEL: first,
+                     ae.output_kernel_name(model.hidden): output_layer}
     # The output kernel is read until its bias's gradient and the dense output are
     # computed; updated after them, it is updated in place, not copied (twice).
     out_bias = grads[f"dec{len(model.hidden) - 1}_bias"]
@@ -154,8 +156,7 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                                                    entry_grads, after=(out_bias, pred_BxI))
     return state.replace(params=params, opt_state=opt_state), loss, grad_norm, pred_BxI
 
-  defer = (deferred_kernel_grads and sparse_input and fused_sgd is not None
-           and not model.tied)
+  defer = deferred_kernel_grads and sparse_input and fused_sgd is not None
 
   def update(state, x, y, m, c, dropout_key):
     """(new state, loss, the gradient's global norm, the dense output or None)."""

@@ -150,6 +150,8 @@ def test_an_entries_gradient_updates_like_the_gradient_it_stands_for(rows, cols,
 
   with_entries = jax.jit(lambda p, s, g, e: fused.apply(g, s, p, {"k": e}, after=g["b"]),
                          donate_argnums=(0, 1))
+  two_factors = jax.jit(lambda p, s, g, e: fused.apply(g, s, p, {"k": e}))
+  p3, s3 = jax.tree.map(jnp.copy, params), tx.init(params)  # p2's buffers are donated
   with_grads = jax.jit(lambda p, s, g: fused.apply(g, s, p))
   p1 = p2 = params
   s1 = s2 = tx.init(params)
@@ -163,8 +165,14 @@ def test_an_entries_gradient_updates_like_the_gradient_it_stands_for(rows, cols,
     p2, s2, n2 = with_entries(p2, s2, {"k": jnp.full((cols, width), jnp.nan), "b": b_grad},
                               entries)
     assert float(n2) == pytest.approx(float(n1), rel=1e-5)
-  for x, y in zip(jax.tree.leaves((p1, s1)), jax.tree.leaves((p2, s2))):
+    # the same gradient as the sum of two factors over the same entries
+    halves = (entries._replace(coef=coef * 0.25), entries._replace(coef=coef * 0.75))
+    p3, s3, _ = two_factors(p3, s3, {"k": jnp.full((cols, width), jnp.nan), "b": b_grad},
+                            halves)
+  for x, y, z in zip(jax.tree.leaves((p1, s1)), jax.tree.leaves((p2, s2)),
+                     jax.tree.leaves((p3, s3))):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-4)  # sums of ~40 terms ~20
+    np.testing.assert_allclose(x, z, rtol=1e-5, atol=1e-4)
   with pytest.raises(ValueError, match="not in the model"):
     fused.apply({"k": p1["k"], "b": p1["b"]}, s1, p1, {"w": entries})
 
@@ -186,14 +194,17 @@ def _deferred_setup(tmp_path, **model_overrides):
   return train, train.make_model(model_cfg, 50), batches
 
 
-@pytest.mark.parametrize("refeed_steps,noise,output_activation", [
-    (0, False, False), (1, False, True), (1, True, False)])
-def test_deferred_kernel_gradients_train_exactly_like_built_ones(tmp_path, refeed_steps,
-                                                                noise, output_activation):
+@pytest.mark.parametrize("refeed_steps,noise,output_activation,tied", [
+    (0, False, False, False), (1, False, True, False), (1, True, False, False),
+    (1, False, False, True)])
+def test_deferred_kernel_gradients_train_exactly_like_built_ones(
+    tmp_path, refeed_steps, noise, output_activation, tied):
   """The first and output kernels' gradients summed inside the update (never built)
-  give the same parameters and optimizer state, bit for bit, as the built gradients."""
+  give the same parameters and optimizer state, bit for bit, as the built gradients;
+  a tied kernel's two gradients too."""
   from autorec_jax import noise as noise_lib  # pylint: disable=import-outside-toplevel
-  train, model, batches = _deferred_setup(tmp_path, output_activation=output_activation)
+  train, model, batches = _deferred_setup(tmp_path, output_activation=output_activation,
+                                          tied=tied)
   cfg = _sgd_config()
   noise_cfg = noise_lib.NoiseConfig(masking=0.25) if noise else None
   results = []
@@ -220,14 +231,14 @@ def test_deferred_kernel_gradients_train_exactly_like_built_ones(tmp_path, refee
   np.testing.assert_allclose(built_norms, deferred_norms, rtol=1e-5)
 
 
-def test_a_tied_model_builds_its_kernel_gradient(tmp_path):
-  train, model, batches = _deferred_setup(tmp_path, tied=True)
+def test_entries_gradients_of_unequal_sizes_are_refused():
   cfg = _sgd_config()
-  tx, _ = optim.from_config(cfg, 4)
-  per_update, _ = optim.learning_rate_fn(cfg, 4)
-  step = jax.jit(train.make_train_step(
-      model, tx, refeed_steps=0, sparse_input=True, num_inputs=50,
-      fused_sgd=fused_sgd.FusedSgd(momentum=0.9, learning_rate=per_update)))
-  hlo = step.lower(train.init_state(model, tx, 50, jax.random.key(0)), batches[0],
-                   jax.random.key(1)).as_text()
-  assert "AutorecSgdMomentumEntries" not in hlo and "AutorecSgdMomentum" in hlo
+  tx, _ = optim.from_config(cfg, steps_per_epoch=3)
+  per_update, _ = optim.learning_rate_fn(cfg, 3)
+  fused = fused_sgd.FusedSgd(momentum=0.9, learning_rate=per_update)
+  row, col, count = _entries(np.random.default_rng(5), 6, 10, 0.5, capacity=64)
+  params = {"k": jnp.ones((10, 4))}
+  good = fused_sgd.EntriesGradient(jnp.ones(64), jnp.ones((6, 4)), row, col, count)
+  bad = good._replace(a=jnp.ones((5, 4)))  # a second factor over other rows
+  with pytest.raises(Exception, match="first factor's sizes"):
+    jax.block_until_ready(fused.apply(params, tx.init(params), params, {"k": (good, bad)}))

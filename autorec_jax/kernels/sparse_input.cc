@@ -525,44 +525,71 @@ ffi::Error SgdMomentum(ffi::ThreadPool pool, F32 p, F32 m, F32 g, F32 lr, Out p_
 }
 
 // The same update of an [I, H] kernel whose gradient is given by a batch's entries,
-// never built: row c of the gradient is the sum over the entries e of item c of
-// coef[e] * a[row[e]], with a [B, H] (x^T @ g for the first layer: coef the input
-// values, a the gradient at its output; G^T @ h for the output layer: coef the
-// gradient at the entries, a the last hidden layer). Each gradient row is summed in
+// never built: row c of the gradient is the sum over the factors f < `factors` and
+// the entries e of item c of coef_f[e] * a_f[row[e]], with coef_f [E] and a_f [B, H]
+// (x^T @ g for the first layer: coef the input values, a the gradient at its output;
+// G^T @ h for the output layer: coef the gradient at the entries, a the last hidden
+// layer; a tied kernel, both). The first factor comes as `coef` and `a`, further ones
+// as the first pairs of the remaining arguments. Each gradient row is summed in
 // registers next to the update of its parameter and momentum rows, so the step moves
 // 4 kernel-sized arrays through memory instead of 7 (the gradient written, then read).
-// The gradient rows are summed exactly as SparseInputWeightGrad and
-// SparseOutputBackward sum them: the same parameters as with those gradients. Any
-// further arguments are not read: they order the update after the operations that
-// compute them (the kernel's other readers), so that XLA updates it in place instead
-// of copying it for them.
+// Each factor's rows are summed exactly as SparseInputWeightGrad and
+// SparseOutputBackward sum them, then added: the same parameters as with those
+// gradients. The arguments after the factors are not read: they order the update
+// after the operations that compute them (the kernel's other readers), so that XLA
+// updates it in place instead of copying it for them.
 ffi::Error SgdMomentumEntries(ffi::ThreadPool pool, F32 p, F32 m, F32 coef, F32 a, S32 row,
-                              S32 col, S32 count, F32 lr, ffi::RemainingArgs, Out p_out,
-                              Out m_out, Out sumsq, float momentum) {
+                              S32 col, S32 count, F32 lr, ffi::RemainingArgs rest,
+                              Out p_out, Out m_out, Out sumsq, float momentum,
+                              int32_t factors) {
   const auto dims = p.dimensions();
   if (dims.size() != 2 || a.dimensions().size() != 2 || a.dimensions()[1] != dims[1] ||
-      m.element_count() != p.element_count() || p_out->element_count() != p.element_count() ||
-      m_out->element_count() != p.element_count()) {
+      m.element_count() != p.element_count() ||
+      p_out->element_count() != p.element_count() ||
+      m_out->element_count() != p.element_count() || factors < 1 ||
+      rest.size() < 2 * static_cast<size_t>(factors - 1)) {
     return ffi::Error(ffi::ErrorCode::kInvalidArgument,
-                      "sgd_momentum_entries: parameter [I, H], momentum [I, H] and a [B, H] "
-                      "expected");
+                      "sgd_momentum_entries: parameter [I, H], momentum [I, H], and factors "
+                      "coef [E], a [B, H] expected");
   }
-  const int64_t I = dims[0], H = dims[1];
-  auto en = GetEntries(row, col, count, a.dimensions()[0], I, coef.element_count());
+  const int64_t I = dims[0], H = dims[1], B = a.dimensions()[0];
+  std::vector<const float*> coefs{coef.typed_data()}, as{a.typed_data()};
+  for (int32_t f = 1; f < factors; ++f) {
+    auto c = rest.get<F32>(2 * (f - 1));
+    auto af = rest.get<F32>(2 * (f - 1) + 1);
+    if (c.has_error() || af.has_error() || c->element_count() != coef.element_count() ||
+        af->element_count() != a.element_count()) {
+      return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                        "sgd_momentum_entries: every factor's coef and a must be float32 of "
+                        "the first factor's sizes");
+    }
+    coefs.push_back(c->typed_data());
+    as.push_back(af->typed_data());
+  }
+  auto en = GetEntries(row, col, count, B, I, coef.element_count());
   if (en.has_error()) return en.error();
   const EntryOrder order(en.value(), I, EntryOrder::kByColumn, NumParts(kParallelEntries));
   const float step = -lr.typed_data()[0];
-  const float* cf = coef.typed_data();
-  const float* A = a.typed_data();
   const int32_t* rows = en.value().row;
   std::vector<double> part_sums(order.parts(), 0.0);
   RunParallel(pool, order.parts(), [&](int t) {
-    std::vector<float> grad(H);
+    std::vector<float> grad(H), factor(H);
     double total = 0.0;
     order.ForEachTile(t, [&](int64_t lo, int64_t n_items) {
       order.ForEachColumn(lo, n_items, [&](int64_t c, const int32_t* ks, int32_t n) {
-        SumEntries(ks, n, [&](int32_t k) { return cf[k]; },
-                   [&](int32_t k) { return A + rows[k] * H; }, grad.data(), H, false);
+        for (size_t f = 0; f < coefs.size(); ++f) {
+          const float* cf = coefs[f];
+          const float* A = as[f];
+          SumEntries(ks, n, [&](int32_t k) { return cf[k]; },
+                     [&](int32_t k) { return A + rows[k] * H; },
+                     f == 0 ? grad.data() : factor.data(), H, false);
+          if (f > 0) {
+            float* __restrict g = grad.data();
+            const float* __restrict q = factor.data();
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) g[k] += q[k];
+          }
+        }
         total += SgdMomentumRun(p.typed_data() + c * H, m.typed_data() + c * H,
                                 grad.data(), p_out->typed_data() + c * H,
                                 m_out->typed_data() + c * H, H, momentum, step);
@@ -614,4 +641,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AutorecSgdMomentumEntries, SgdMomentumEntries,
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()
-                                  .Attr<float>("momentum"));
+                                  .Attr<float>("momentum")
+                                  .Attr<int32_t>("factors"));

@@ -151,14 +151,15 @@ class AutoEncoder(nn.Module):
     gradient flows through it: a re-feeding pass's input), so the output layer's
     gradients still run over the entries only.
 
-    `deferred_kernel_grads` (sparse rows, an output at the entries, untied) leaves the
-    first and output kernels' gradients to the optimizer: the two products see those
-    kernels as constants (no [n, w_1] gradient is built), x @ W and the output at the
-    entries carry the perturbations FIRST_LAYER_PRODUCT and OUTPUT_AT_ENTRIES, and the
-    output layer's input is sown as LAST_HIDDEN. The kernels' gradients are then
+    `deferred_kernel_grads` (sparse rows, an output at the entries) leaves the first
+    and output kernels' gradients to the optimizer: the two products see those kernels
+    as constants (no [n, w_1] gradient is built), x @ W and the output at the entries
+    carry the perturbations FIRST_LAYER_PRODUCT and OUTPUT_AT_ENTRIES, and the output
+    layer's input is sown as LAST_HIDDEN. The kernels' gradients are then
     x^T @ (gradient of FIRST_LAYER_PRODUCT) and G^T @ LAST_HIDDEN, G the gradient of
-    OUTPUT_AT_ENTRIES at the entries (autorec_jax.fused_sgd sums them inside the
-    update). The outputs are unchanged.
+    OUTPUT_AT_ENTRIES at the entries (their sum for a tied decoder, whose output
+    kernel is the first; autorec_jax.fused_sgd sums them inside the update). The
+    outputs are unchanged.
     """
     if not self.hidden:
       raise ValueError("AutoEncoder needs at least one hidden layer")
@@ -167,9 +168,8 @@ class AutoEncoder(nn.Module):
     sparse = isinstance(x, sparse_input.SparseRows)
     if output != "dense" and not sparse:
       raise ValueError(f"output={output!r} needs the input as sparse_input.SparseRows")
-    if deferred_kernel_grads and (output == "dense" or self.tied):
-      raise ValueError("deferred_kernel_grads needs an output at the entries and an "
-                       "untied decoder")
+    if deferred_kernel_grads and output == "dense":
+      raise ValueError("deferred_kernel_grads needs an output at the entries")
     act = ACTIVATIONS[self.activation]
     kernel_init = INITIALIZERS[self.kernel_init]
     if self.compute_dtype == "float32":
