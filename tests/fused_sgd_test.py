@@ -93,8 +93,11 @@ def test_applies_only_where_it_is_the_whole_update(overrides, why):
   assert not ok and "8 devices" in reason
 
 
-def test_training_with_the_fused_update_equals_optax(tmp_path):
+@pytest.mark.parametrize("input_path", ["dense", "sparse"])
+def test_training_with_the_fused_update_equals_optax(tmp_path, input_path):
   # One device, so `main` runs in subprocesses (the tests' default is 8 fake ones).
+  # On the sparse path the fused update also sums the first and output kernels'
+  # gradients itself (deferred kernel gradients); optax gets them built.
   data = synthetic.write_ratings_csv(tmp_path / "r.csv", num_users=150, num_items=60,
                                      density=0.15)
   results = {}
@@ -104,7 +107,8 @@ def test_training_with_the_fused_update_equals_optax(tmp_path):
            f"--workdir={workdir}", "--config.data.name=csv", f"--config.data.path={data}",
            "--config.optim.name=sgd", "--config.optim.momentum=0.9",
            "--config.optim.weight_decay=0.0", "--config.train.num_epochs=3",
-           "--config.train.refeed_steps=1", f"--config.optim.fused={fused}"]
+           "--config.train.refeed_steps=1", f"--config.optim.fused={fused}",
+           f"--config.model.input_path={input_path}"]
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(cmd, cwd=conftest.REPO, env=env, capture_output=True, text=True,
                          timeout=300)
