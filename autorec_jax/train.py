@@ -112,26 +112,24 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                                         beta=beta)
     return total / jnp.maximum(count, 1.0)
 
-  def loss_fn(params, x, y, m, c, dropout_key):
-    """(loss, the dense output a re-feeding pass takes as input, else None); x is
-    dense [B, I] (y, m, c alike) or SparseRows (y, m, c at its entries, [E])."""
+  def loss_fn(params, perturbations, x, y, m, c, dropout_key):
+    """(loss, (the dense output a re-feeding pass takes as input, else None; the last
+    hidden layer where `perturbations` are given, else None)); x is dense [B, I]
+    (y, m, c alike) or SparseRows (y, m, c at its entries, [E]). `perturbations`
+    (sparse rows only) feed the first and output kernels' gradients out instead of
+    building them (AutoEncoder's `deferred_kernel_grads`)."""
     if not isinstance(x, sparse_lib.SparseRows):
       pred_BxI = model.apply({"params": params}, x, train=True,
                              rngs={"dropout": dropout_key})
-      return objective(pred_BxI, y, m, c), pred_BxI
-    out = model.apply({"params": params}, x, train=True, output=output,
-                      rngs={"dropout": dropout_key})
+      return objective(pred_BxI, y, m, c), (pred_BxI, None)
+    deferred = perturbations is not None
+    variables = {"params": params, **({"perturbations": perturbations} if deferred else {})}
+    out, sown = model.apply(variables, x, train=True, output=output,
+                            deferred_kernel_grads=deferred, rngs={"dropout": dropout_key},
+                            mutable=["intermediates"])
     pred_E, pred_BxI = out if refeed_steps else (out, None)
-    return objective(pred_E, y, m, c), pred_BxI
-
-  def deferred_loss_fn(params, perturbations, x, y, m, c, dropout_key):
-    """loss_fn's (loss, dense output) with the sown last hidden layer, the first and
-    output kernels' products fed their gradients through `perturbations`."""
-    out, sown = model.apply({"params": params, "perturbations": perturbations}, x,
-                            train=True, output=output, deferred_kernel_grads=True,
-                            rngs={"dropout": dropout_key}, mutable=["intermediates"])
-    pred_E, pred_BxI = out if refeed_steps else (out, None)
-    return objective(pred_E, y, m, c), (pred_BxI, sown["intermediates"][ae.LAST_HIDDEN][0])
+    h_BxH = sown["intermediates"][ae.LAST_HIDDEN][0] if deferred else None
+    return objective(pred_E, y, m, c), (pred_BxI, h_BxH)
 
   def deferred_update(state, x, y, m, c, dropout_key):
     """update() on a sparse pass with the two kernels' gradients summed in the update."""
@@ -139,7 +137,7 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
         ae.FIRST_LAYER_PRODUCT: jnp.zeros((x.shape[0], model.hidden[0]), jnp.float32),
         ae.OUTPUT_AT_ENTRIES: jnp.zeros(x.row.shape, jnp.float32)}
     (loss, (pred_BxI, h_BxH)), (grads, at) = jax.value_and_grad(
-        deferred_loss_fn, argnums=(0, 1), has_aux=True)(
+        loss_fn, argnums=(0, 1), has_aux=True)(
             state.params, perturbations, x, y, m, c, dropout_key)
     lists = (x.row, x.col, x.count)
     first = fused_sgd_lib.EntriesGradient(x.val, at[ae.FIRST_LAYER_PRODUCT], *lists)
@@ -151,7 +149,7 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
                      ae.output_kernel_name(model.hidden): output_layer}
     # The output kernel is read until its bias's gradient and the dense output are
     # computed; updated after them, it is updated in place, not copied (twice).
-    out_bias = grads[f"dec{len(model.hidden) - 1}_bias"]
+    out_bias = grads[ae.output_bias_name(model.hidden)]
     params, opt_state, grad_norm = fused_sgd.apply(grads, state.opt_state, state.params,
                                                    entry_grads, after=(out_bias, pred_BxI))
     return state.replace(params=params, opt_state=opt_state), loss, grad_norm, pred_BxI
@@ -162,8 +160,8 @@ def make_train_step(model: AutoEncoder, tx: optax.GradientTransformation, *,
     """(new state, loss, the gradient's global norm, the dense output or None)."""
     if defer and isinstance(x, sparse_lib.SparseRows):
       return deferred_update(state, x, y, m, c, dropout_key)
-    (loss, pred_BxI), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, x, y, m, c, dropout_key)
+    (loss, (pred_BxI, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, None, x, y, m, c, dropout_key)
     if fused_sgd is not None:
       params, opt_state, grad_norm = fused_sgd.apply(grads, state.opt_state, state.params)
     else:

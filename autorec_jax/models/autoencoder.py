@@ -49,6 +49,11 @@ def output_kernel_name(hidden: Sequence[int]) -> str:
   return f"dec{len(hidden) - 1}_kernel"
 
 
+def output_bias_name(hidden: Sequence[int]) -> str:
+  """The output layer's bias parameter of an AutoEncoder with `hidden`."""
+  return f"dec{len(hidden) - 1}_bias"
+
+
 def _low_precision_matmul(dtype, *, transposed: bool = False):
   """x @ w with both operands in `dtype` and float32 accumulation and result, in the
   forward pass and in both gradient products (mixed precision: the float32 master
@@ -221,7 +226,7 @@ class AutoEncoder(nn.Module):
     else:
       out_kernel = self.param(output_kernel_name(self.hidden), _transposed_init(kernel_init),
                               (num_inputs, widths[1]))
-    bias = self.param(f"dec{j}_bias", nn.initializers.zeros, (num_inputs,))
+    bias = self.param(output_bias_name(self.hidden), nn.initializers.zeros, (num_inputs,))
     if output != "dense":
       if deferred_kernel_grads:
         self.sow("intermediates", LAST_HIDDEN, h.astype(jnp.float32))
