@@ -8,6 +8,6 @@ stays light (no JAX).
 
 def __getattr__(name):
   if name == "load":
-    from autorec_jax.api import load  # pylint: disable=import-outside-toplevel
+    from autorec_jax.serving.api import load  # pylint: disable=import-outside-toplevel
     return load
   raise AttributeError(f"module 'autorec_jax' has no attribute {name!r}")

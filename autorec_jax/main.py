@@ -1,4 +1,4 @@
-r"""Trains and evaluates an autoencoder recommender from a config file.
+r"""Trains and evaluates the model a config file names.
 
   python -m autorec_jax.main --config=configs/movielens_1m.py --workdir=runs/ml1m \
       [--config.model.hidden='(512,512,1024)' --config.train.refeed_steps=1 ...]
@@ -18,13 +18,16 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from autorec_jax import (baselines, config_checks, host_memory, metrics, parallel, stacked,
-                         train)
+from autorec_jax.config import checks as config_checks
 from autorec_jax.data.errors import DataError
+from autorec_jax.runtime import console, parallel, signals
+from autorec_jax.training import fast_path, registry
+from autorec_jax.training import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file, optionally with a variant: configs/x.py[:variant].",
-    lock_config=True)
+    "config", None, "Config file, optionally with a variant: configs/x.py[:variant]; "
+    "override fields with --config.group.field=value (every field is documented in "
+    "docs/configs.md).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Delete a previous run's checkpoints and results in --workdir "
@@ -38,8 +41,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  host_memory.tune_malloc()  # before JAX's threads start allocating
-  metrics.quiet_library_logs()
+  fast_path.tune_malloc()  # before JAX's threads start allocating
+  console.quiet_library_logs()
+  if not flags.FLAGS["verbosity"].present:  # the console shows progress and results
+    logging.set_verbosity(logging.WARNING)
   # Must precede every other JAX call (importing JAX is fine, computing is not).
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                         _PROCESS_ID.value)
@@ -49,19 +54,13 @@ def main(argv):
                jax.devices()[0].platform)
   cfg = _CONFIG.value
   if _OVERWRITE.value and jax.process_index() == 0:
-    train.clear_workdir(_WORKDIR.value)
+    workdir_lib.clear_workdir(_WORKDIR.value)
   try:
-    if cfg.model.kind in baselines.KINDS:
-      run = baselines.train_and_evaluate_factorization
-    elif cfg.stacked.enabled:
-      run = stacked.train_stacked
-    else:
-      run = train.train_and_evaluate
-    results = run(cfg, _WORKDIR.value)
+    results = registry.select(cfg)(cfg, _WORKDIR.value)
   except (DataError, config_checks.ConfigError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  except train.Interrupted as e:
+  except signals.Interrupted as e:
     print(f"interrupted: {e}", file=sys.stderr)
     return 128 + e.signum
   if jax.process_index() == 0:

@@ -13,12 +13,12 @@ epochs of a 16-unit model).
 
 Every field can be overridden on the command line, e.g.
 `--config.model.hidden='(512,512,1024)' --config.train.refeed_steps=1`; all fields
-are listed and documented in autorec_jax/config_schema.py.
+are listed and documented in autorec_jax/config/schema.py.
 """
 
 from ml_collections import config_dict
 
-from autorec_jax.config_schema import base_config
+from autorec_jax.config.schema import base_config
 
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:

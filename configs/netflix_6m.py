@@ -4,10 +4,10 @@ r"""Netflix Prize, time split '6m': DeepRec's n,256,256,512,dp(0.8),256,256,n (p
   python -m autorec_jax.main --config=configs/netflix_6m.py --workdir=runs/netflix_6m \
       --config.data.path=data/netflix
 
-The settings (section 3 of the paper) are in autorec_jax/deeprec_config.py.
+The settings (section 3 of the paper) are in autorec_jax/config/deeprec.py.
 """
 
-from autorec_jax.deeprec_config import netflix_config
+from autorec_jax.config.deeprec import netflix_config
 
 
 def get_config(arg=None):

@@ -91,7 +91,7 @@ the test folds were used only for the reported numbers):
 
 from ml_collections import config_dict
 
-from autorec_jax.config_schema import base_config
+from autorec_jax.config.schema import base_config
 
 VARIANTS = ("ml1m_v", "ml1m_u", "jester_u", "jester_v", "tiny")
 

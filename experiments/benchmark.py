@@ -20,7 +20,7 @@ Prints, in one run (so every ratio compares numbers taken under the same load):
   (epoch seconds x peak);
 * sparse kernels: the first layer's forward + weight gradient on a real batch as a
   dense matmul and from the observed entries only (XLA's gather + segment_sum and
-  BCOO, and the native kernels of autorec_jax/sparse_input.py), and the output
+  BCOO, and the native kernels of autorec_jax/native/sparse_input.py), and the output
   layer's forward + gradients for a loss at the entries, dense or by the native
   kernels: the evidence for which input path is fast on this device
   (`--config.model.input_path=sparse` times training with the native kernels).
@@ -35,7 +35,7 @@ the first and the last):
                  only where a loss is (3 * 2*N*w1): 10*N*w1 + 3*R*M. With re-feeding
                  the first pass needs the dense output (+ 2*R*w1*n - 2*N*w1) and every
                  re-feeding pass is dense.
-These are the issue's definitions (ML-1M, 3706-512-512-1024-512-512-3706, batch 128:
+These are the benchmark's definitions (ML-1M, 3706-512-512-1024-512-512-3706, batch 128:
 171 GFLOP dense and 61 sparsity-aware per epoch without re-feeding).
 
 The default config is `configs/movielens_1m.py:deeprec`, DeepRecommender's benchmark
@@ -135,7 +135,7 @@ def matmul_peak(shapes: list[tuple[int, int, int]], repeats: int) -> dict[str, d
 def batcher_rate(batcher, epoch: int = 1) -> dict[str, float]:
   """One epoch of host batches (prefetch off: the densifying work alone)."""
   from autorec_jax.data.batching import CSRBatcher  # pylint: disable=import-outside-toplevel
-  sync = CSRBatcher(batcher._csr, batcher.batch_size, seed=batcher.seed,  # pylint: disable=protected-access
+  sync = CSRBatcher(batcher.matrix, batcher.batch_size, seed=batcher.seed,
                     prefetch=0)
   t0 = time.perf_counter()
   n = sum(1 for _ in sync.train_batches(epoch))
@@ -179,13 +179,14 @@ def sparse_kernels(batch: dict, width: int, repeats: int) -> dict[str, float]:
       "bcoo_s": time_call(grad(bcoo), kernel, mat, repeats=repeats),
       "native_s": None,
   }
-  from autorec_jax import sparse_input  # pylint: disable=import-outside-toplevel
-  if sparse_input.available()[0]:
-    rows = sparse_input.SparseRows(r, c, v, jnp.asarray([len(rows_B)], jnp.int32),
-                                   shape=(num_rows, num_inputs))
+  from autorec_jax.models import sparse as sparse_ops  # pylint: disable=import-outside-toplevel
+  from autorec_jax.training import fast_path  # pylint: disable=import-outside-toplevel
+  if fast_path.sparse_ops_available()[0]:
+    rows = sparse_ops.SparseRows(r, c, v, jnp.asarray([len(rows_B)], jnp.int32),
+                                 shape=(num_rows, num_inputs))
 
     def native(k, rows):
-      return jnp.vdot(sparse_input.sparse_input_matmul(rows, k), cot)
+      return jnp.vdot(sparse_ops.input_matmul(rows, k), cot)
 
     out["native_s"] = time_call(grad(native), kernel, rows, repeats=repeats)
     out.update(output_layer_kernels(num_rows, num_inputs, width,
@@ -200,7 +201,7 @@ def output_layer_kernels(num_rows: int, num_inputs: int, width: int, entries,
   compute it at the entries only."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from autorec_jax import sparse_input  # pylint: disable=import-outside-toplevel
+  from autorec_jax.models import sparse as sparse_ops  # pylint: disable=import-outside-toplevel
 
   row, col, _ = entries
   h = jax.random.normal(jax.random.key(2), (num_rows, width), jnp.float32)
@@ -213,7 +214,7 @@ def output_layer_kernels(num_rows: int, num_inputs: int, width: int, entries,
     return jnp.vdot((h @ k.T + b[None, :])[row, col], cot)
 
   def native(h, k, b):
-    return jnp.vdot(sparse_input.sparse_output_matmul(h, k, b, *entries), cot)
+    return jnp.vdot(sparse_ops.output_matmul(h, k, b, *entries), cot)
 
   grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))  # pylint: disable=unnecessary-lambda-assignment
   return {"output_dense_s": time_call(grad(dense), h, kernel, bias, repeats=repeats),
@@ -224,22 +225,25 @@ def step_times(cfg, train_csr, num_inputs: int, repeats: int) -> dict[str, float
   """Seconds per jitted train step on one real batch, per input path and re-feeding
   count (the step alone: no host pipeline, same batch every time)."""
   import jax  # pylint: disable=import-outside-toplevel
-  from autorec_jax import optim, sparse_input, train  # pylint: disable=import-outside-toplevel
+  from autorec_jax.training import optim  # pylint: disable=import-outside-toplevel
+  from autorec_jax.training import fast_path
+  from autorec_jax.models import registry as model_registry
+  from autorec_jax.training import step as train_step_lib
   from autorec_jax.data.batching import CSRBatcher  # pylint: disable=import-outside-toplevel
 
-  paths = ["dense"] + (["sparse"] if sparse_input.available()[0] else [])
+  paths = ["dense"] + (["sparse"] if fast_path.sparse_ops_available()[0] else [])
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed, prefetch=0,
                        entries="sparse" in paths)
   batch = {k: jax.numpy.asarray(v) for k, v in next(iter(batcher.train_batches(1))).items()}
-  model = train.make_model(cfg.model, num_inputs)
+  model = model_registry.make_model(cfg.model, num_inputs)
   out = {}
   for refeed in (0, 1):
     tx, _ = optim.from_config(cfg.optim, batcher.num_train_batches)
     for path in paths:
-      step = jax.jit(train.make_train_step(model, tx, refeed_steps=refeed,
+      step = jax.jit(train_step_lib.make_train_step(model, tx, refeed_steps=refeed,
                                            sparse_input=path == "sparse",
                                            num_inputs=num_inputs))
-      state = train.init_state(model, tx, num_inputs, jax.random.key(0))
+      state = train_step_lib.init_state(model, tx, num_inputs, jax.random.key(0))
       key = jax.random.key(1)
       out[f"{path}_refeed{refeed}_s"] = time_call(
           lambda s: step(s, batch, key)[1], state, repeats=repeats)
@@ -248,7 +252,7 @@ def step_times(cfg, train_csr, num_inputs: int, repeats: int) -> dict[str, float
 
 def train_run(cfg, refeed_steps: int, epochs: int) -> dict:
   """Trains `epochs` epochs in a temporary workdir and reads back its timings."""
-  from autorec_jax import train  # pylint: disable=import-outside-toplevel
+  from autorec_jax.training import loop as train  # pylint: disable=import-outside-toplevel
   cfg = cfg.copy_and_resolve_references()
   with cfg.unlocked():
     cfg.train.refeed_steps = refeed_steps
@@ -329,20 +333,23 @@ def report_lines(r: dict) -> list[str]:
 
 def main(argv) -> None:
   del argv
-  from autorec_jax import host_memory  # pylint: disable=import-outside-toplevel
-  malloc_tuned = host_memory.tune_malloc()  # as autorec_jax.main does
+  from autorec_jax.training import fast_path  # pylint: disable=import-outside-toplevel
+  malloc_tuned = fast_path.tune_malloc()  # as autorec_jax.main does
   import jax  # pylint: disable=import-outside-toplevel
-  from autorec_jax import config_checks, train  # pylint: disable=import-outside-toplevel
+  from autorec_jax.config import checks as config_checks  # pylint: disable=import-outside-toplevel
+  from autorec_jax.training import loop as train
+  from autorec_jax.data import run_data as run_data_lib
+  from autorec_jax.models import registry as model_registry
   from autorec_jax.data.batching import CSRBatcher  # pylint: disable=import-outside-toplevel
 
   logging.set_verbosity(logging.WARNING)
   cfg = _CONFIG.value
   config_checks.validate(cfg)
-  data = train.load_data(cfg)
+  data = run_data_lib.load_data(cfg)
   orientation = cfg.model.orientation
   _, train_csr = train.model_inputs(cfg, data)
   batcher = CSRBatcher(train_csr, cfg.train.batch_size, seed=cfg.seed, prefetch=0)
-  hidden = train.hidden_widths(cfg.model, batcher.num_cols)
+  hidden = model_registry.hidden_widths(cfg.model, batcher.num_cols)
   rows, entries = len(batcher.train_rows), int(train_csr.nnz)
   valid_rows = int((data.valid.to_csr(orientation).getnnz(axis=1) > 0).sum())
 

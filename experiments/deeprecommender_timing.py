@@ -5,7 +5,7 @@ r"""DeepRecommender (NVIDIA, PyTorch) and autorec_jax timed on the same data, sa
   python experiments/deeprecommender_timing.py --deeprec_dir=/tmp/DeepRecommender \
       --torch_python=/tmp/torch/bin/python --threads=2,1 --refeed=0,1
 
-Issue 5 sets autorec_jax's speed targets as ratios to DeepRecommender's CPU epoch
+autorec_jax's speed targets are ratios to DeepRecommender's CPU epoch
 (>= 3x without re-feeding, >= 2x with one re-feeding step, >= 10x for a validation
 pass). Those ratios only mean something when both run on the same machine, so this
 script, in one run:
@@ -237,7 +237,8 @@ def config_args(argv: list[str]) -> list[str]:
 def main(argv) -> None:
   del argv
   from absl import logging  # pylint: disable=import-outside-toplevel
-  from autorec_jax import config_checks, train  # pylint: disable=import-outside-toplevel
+  from autorec_jax.config import checks as config_checks  # pylint: disable=import-outside-toplevel
+  from autorec_jax.data import run_data as run_data_lib
 
   logging.set_verbosity(logging.WARNING)
   cfg = _CONFIG.value
@@ -247,7 +248,7 @@ def main(argv) -> None:
     worker_spec(cfg, {}, deeprec_dir=_DEEPREC_DIR.value, threads=1, refeed=0, epochs=1)
   except ValueError as e:
     sys.exit(f"error: {e}")
-  data = train.load_data(cfg)
+  data = run_data_lib.load_data(cfg)
   rows = []
   with tempfile.TemporaryDirectory(prefix="deeprec_timing_") as tmp:
     dirs = export_split(data, tmp)

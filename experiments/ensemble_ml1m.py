@@ -24,7 +24,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from autorec_jax import api, ensemble, predict, train  # noqa: E402
+from autorec_jax.serving import api  # noqa: E402
+from autorec_jax.serving import ensemble
+from autorec_jax.serving import predict
+from autorec_jax.training import loop as train
 from configs import movielens_1m  # noqa: E402
 
 

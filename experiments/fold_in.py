@@ -32,12 +32,15 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from autorec_jax import api, ensemble, train  # noqa: E402
 from autorec_jax.data import datasets, splits  # noqa: E402
 from autorec_jax.data.types import Ratings  # noqa: E402
+from autorec_jax.serving import api  # noqa: E402
+from autorec_jax.serving import ensemble
+from autorec_jax.training import loop as train
 from configs import movielens_1m  # noqa: E402
 
 THRESHOLD = 4.0
@@ -100,7 +103,7 @@ def held_out_parts(ratings: Ratings, held_users: np.ndarray, model: api.Model):
   user_ids = ratings.user_ids[ratings.user[keep]]
   item_ids = ratings.item_ids[ratings.item[keep]]
   rating = ratings.rating[keep]
-  known = model._items.get_indexer(item_ids)  # pylint: disable=protected-access
+  known = pd.Index(model.item_ids).get_indexer(item_ids)
   dropped = int(np.sum(known < 0))  # items no seen user rated: not in the model at all
   ok = known >= 0
   users, user = np.unique(user_ids[ok], return_inverse=True)
@@ -157,7 +160,7 @@ def measure(model: api.Model, ratings, held_users, refit_users: int) -> dict:
                                "seconds_per_user": (time.time() - t0) / given.num_users}
   # No fold-in: item means (evaluate.py's fallback) for RMSE; for ranking the most
   # rated items (item means would rank items with a single 5-star rating first).
-  stats = model.predictor._stats  # pylint: disable=protected-access
+  stats = model.predictor.train_stats
   means = np.where(np.isnan(stats.item_mean), stats.global_mean, stats.item_mean)
   popularity = np.bincount(model.predictor.data.train.item,
                            minlength=len(model.item_ids)).astype(np.float32)

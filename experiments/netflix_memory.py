@@ -1,4 +1,4 @@
-r"""Peak host memory of training on a Netflix-full-shaped synthetic set (issue 5).
+r"""Peak host memory of training on a Netflix-full-shaped synthetic set.
 
 Writes (or reuses) a synthetic Netflix training set with the real one's shape (17,770
 movies, ~480K customers, default 98M ratings: experiments/netflix_synthetic.py),
@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as `python experiments/netflix_memory.py`
 
 from experiments import netflix_convert_benchmark as ncb  # pylint: disable=wrong-import-position
 
-NETFLIX_FULL_RATINGS = 98_000_000  # the issue's "98M ratings" of the full split's train
+NETFLIX_FULL_RATINGS = 98_000_000  # about the full time split's train ratings (DeepRec: 98M)
 DEFAULT_OVERRIDES = ("--config.train.num_epochs=1", "--config.train.refeed_steps=0",
                      "--config.eval.ranking_ks=()", "--config.train.progress_bar=False")
 

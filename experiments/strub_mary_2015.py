@@ -377,7 +377,8 @@ def buckets_markdown(tables: dict[str, dict[str, list[dict]]]) -> str:
 
 def compute_buckets(runs_dir: str, fold: int = 0, models=(ML1M_U, ML1M_V)) -> dict:
   """Per-bucket test errors of finished runs (loads each model; needs JAX)."""
-  from autorec_jax import buckets, predict  # pylint: disable=import-outside-toplevel
+  from autorec_jax.evaluation import buckets  # pylint: disable=import-outside-toplevel
+  from autorec_jax.serving import predict
   tables: dict[str, dict[str, list[dict]]] = {"user": {}, "item": {}}
   for m in models:
     wd = workdir(runs_dir, m, fold)

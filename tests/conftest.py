@@ -4,6 +4,7 @@ Real data is found through AUTOREC_DATA_DIR (CI points it at ../shared/data); a 
 that needs it fails under CI=true when it is missing, and skips elsewhere.
 """
 
+import importlib.util
 import os
 import pathlib
 
@@ -15,6 +16,22 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
+
+# Tests sit beside the package they test (tests/data for autorec_jax/data, ...).
+# tests/native tests the optional native CPU path (autorec_jax/native): its tests get
+# the `native` marker, and without the package they are not collected at all
+# (`make test-no-native` runs the rest with -m "not native"). tests/e2e holds the
+# end-to-end runs of `python -m autorec_jax.main` (marker `e2e`).
+NATIVE_INSTALLED = importlib.util.find_spec("autorec_jax.native") is not None
+collect_ignore = [] if NATIVE_INSTALLED else ["native"]
+_MARKERS = {"native": pytest.mark.native, "e2e": pytest.mark.e2e}
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    marker = _MARKERS.get(item.path.parent.name)
+    if marker is not None:
+      item.add_marker(marker)
 
 
 def shared_data_dir() -> pathlib.Path:

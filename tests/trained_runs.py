@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pathlib
 
-from autorec_jax import train
+from autorec_jax.training import loop as train
 from configs import movielens_1m
 from tests import synthetic
 

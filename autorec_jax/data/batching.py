@@ -99,7 +99,7 @@ class CSRBatcher:
     process_index, process_count: this process's slice of every global batch.
     prefetch: batches prepared ahead on a daemon thread (0: synchronous).
     entries: train batches also list their stored entries (for the sparse input
-      path, autorec_jax.sparse_input): "entry_row", "entry_col" int32[entry_capacity]
+      path, autorec_jax.native.sparse_input): "entry_row", "entry_col" int32[entry_capacity]
       (row within the local batch, column; rows ascending; padding repeats the last
       entry), "entry_val" float32[entry_capacity] (the ratings; padding 0) and
       "entry_count" int32[1].
@@ -135,6 +135,11 @@ class CSRBatcher:
     counts = np.sort(np.diff(self._indptr))[::-1]
     self.entry_capacity = max(int(counts[:self.local_batch_size].sum()), 1)
 
+
+  @property
+  def matrix(self) -> sp.csr_matrix:
+    """The CSR matrix whose rows this batcher serves."""
+    return self._csr
   def train_batches(self, epoch: int, start_batch: int = 0
                     ) -> Iterator[dict[str, np.ndarray]]:
     """One shuffled epoch over `train_rows`, each row exactly once.

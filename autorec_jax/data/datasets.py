@@ -185,6 +185,8 @@ class LoadedData:
     rating_scale: (min, max) every rating lies in.
     titles_path: the item-title file next to the ratings (MovieLens movies.dat,
       movies.csv or u.item), when there is one on disk.
+    files: the files the ratings were read from (a zip archive, not its member), so
+      a trained run can tell when its data changed.
   """
 
   ratings: Ratings
@@ -192,6 +194,7 @@ class LoadedData:
   rating_scale: tuple[float, float]
   titles_path: str | None
   is_predefined_valid: np.ndarray | None = None
+  files: tuple[str, ...] = ()
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -452,7 +455,20 @@ def load(data_cfg) -> LoadedData:
                           "check data.rating_min and data.rating_max")
   _check_scale(merged, scale)
   return LoadedData(ratings=merged.to_ratings(), is_predefined_test=is_test,
-                    rating_scale=scale, titles_path=_titles(spec, ratings_file))
+                    rating_scale=scale, titles_path=_titles(spec, ratings_file),
+                    files=_files_read(merged.paths))
+
+
+def _files_read(paths) -> tuple[str, ...]:
+  """The files behind a reader's paths ("a.zip:member" is the archive a.zip), in order."""
+  out = []
+  for p in paths:
+    if not os.path.isfile(p) and ":" in p and os.path.isfile(p.rsplit(":", 1)[0]):
+      p = p.rsplit(":", 1)[0]
+    p = os.path.abspath(p)
+    if p not in out:
+      out.append(p)
+  return tuple(out)
 
 
 NETFLIX_SPLITS = ("full", "3m", "6m", "1y")
@@ -484,4 +500,5 @@ def _load_netflix(opt) -> LoadedData:
   titles = os.path.join(os.path.dirname(os.path.normpath(split_dir)), "movie_titles.txt")
   return LoadedData(ratings=ratings, is_predefined_test=part == 2, rating_scale=(1.0, 5.0),
                     titles_path=titles if os.path.exists(titles) else None,
-                    is_predefined_valid=part == 1)
+                    is_predefined_valid=part == 1,
+                    files=(os.path.abspath(os.path.join(split_dir, "ratings.npz")),))

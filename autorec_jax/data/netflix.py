@@ -39,6 +39,7 @@ import numpy as np
 from autorec_jax.data import netflix_formats as formats
 from autorec_jax.data.errors import DataError, DataFormatError, DataNotFoundError
 from autorec_jax.data.netflix_formats import (MovieBlocks, MovieTitles, TrainingRatings,
+
                                               read_movie_titles, read_predictions,
                                               read_probe, read_qualifying,
                                               read_training_set, write_predictions)

@@ -3,14 +3,14 @@
 `flax.linen.Dropout` draws its mask with `jax.random.bernoulli`, whose Threefry
 rounds XLA:CPU runs as a while loop (jax rolls them on CPU to compile faster): five
 passes over the whole mask, ~1 ms of a ~13 ms DeepRec step on ML-1M (128 x 1024
-code units, 2-core CPU). This module computes the same Threefry-2x32 (20 rounds, the
-Random123 specification that jax.random uses) with the rounds unrolled, so XLA fuses
-the hash, the threshold and the scaling into one pass (0.17 ms against 0.90 ms for
-flax's, measured). Each call hashes every unit's index under a key drawn from the
-module's "dropout" stream, so keys are
-threaded exactly as with flax's Dropout: a different key gives an independent mask,
-the same key the same mask. The masks are not bit-identical to flax's (another
-counter layout); the keep probability is exact to 2^-32.
+code units). This module computes the same Threefry-2x32 (20 rounds, the Random123
+specification that jax.random uses) with the rounds unrolled, so XLA fuses the hash,
+the threshold and the scaling into one pass (0.17 ms against 0.90 ms for flax's,
+measured). Each call hashes every unit's index under a key drawn from the module's
+"dropout" stream, so keys are threaded exactly as with flax's Dropout: a different
+key gives an independent mask, the same key the same mask. The masks are not
+bit-identical to flax's (another counter layout); the keep probability is exact to
+2^-32.
 """
 
 from __future__ import annotations

@@ -1,0 +1,87 @@
+"""What a run shows on the terminal: one progress bar, one short line per evaluation.
+
+Everything else a run measures goes to metrics.jsonl and TensorBoard
+(autorec_jax.training.metrics); absl's log keeps warnings and errors unless
+`--verbosity=0` (or higher) asks for more. The bar is drawn only on a terminal, so a
+run whose stderr is a file or a pipe writes no progress-bar noise into it.
+"""
+
+from __future__ import annotations
+
+import logging as std_logging
+import sys
+
+from absl import logging
+
+# Library loggers whose INFO lines say nothing a user acts on: JAX's platform probing
+# ("Unable to initialize backend 'tpu'") on every start, orbax's per-save chatter.
+_QUIET_LOGGERS = ("jax._src.xla_bridge", "absl.orbax", "orbax")
+
+
+def _quiet_library_info(record) -> bool:
+  return record.levelno > logging.converter.ABSL_TO_STANDARD[logging.INFO] or (
+      "/orbax/" not in record.pathname and "xla_bridge" not in record.pathname)
+
+
+def quiet_library_logs() -> None:
+  """Keeps the libraries' INFO chatter (JAX's platform probing, orbax's saves) out of
+  the log; their warnings still show."""
+  logging.get_absl_handler().addFilter(_quiet_library_info)
+  for name in _QUIET_LOGGERS:
+    std_logging.getLogger(name).setLevel(std_logging.WARNING)
+
+
+def is_terminal(stream=None) -> bool:
+  """Whether `stream` (stderr by default) is an interactive terminal."""
+  stream = sys.stderr if stream is None else stream
+  try:
+    return stream.isatty()
+  except (AttributeError, ValueError):
+    return False
+
+
+class Progress:
+  """One progress bar for a whole run (steps over all epochs), or nothing.
+
+  `enabled` False, or stderr not a terminal: no bar, and `line` prints plainly.
+  """
+
+  def __init__(self, *, total: int, done: int = 0, enabled: bool = True,
+               desc: str = "training"):
+    self._bar = None
+    if enabled and is_terminal():
+      from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+      self._bar = tqdm(total=total, initial=done, desc=desc, dynamic_ncols=True,
+                       leave=False, file=sys.stderr)
+
+  def update(self, steps: int = 1, **postfix) -> None:
+    if self._bar is not None:
+      if postfix:
+        self._bar.set_postfix(**postfix, refresh=False)
+      self._bar.update(steps)
+
+  def line(self, text: str) -> None:
+    """Prints `text` on stdout, above the bar when one is drawn."""
+    if self._bar is not None:
+      self._bar.write(text, file=sys.stdout)
+    else:
+      print(text, flush=True)
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+
+def eval_line(*, epoch: int, num_epochs: int, loss: float | None, valid_rmse: float | None,
+              best_rmse: float | None, best_epoch: int | None, seconds: float) -> str:
+  """`epoch 3/60  loss 0.8123  valid RMSE 0.8890  best 0.8890 @3  1.2 s`."""
+  parts = [f"epoch {epoch}/{num_epochs}"]
+  if loss is not None:
+    parts.append(f"loss {loss:.4f}")
+  if valid_rmse is not None:
+    parts.append(f"valid RMSE {valid_rmse:.4f}")
+  if best_rmse is not None and best_epoch is not None:
+    parts.append(f"best {best_rmse:.4f} @{best_epoch}")
+  parts.append(f"{seconds:.1f} s")
+  return "  ".join(parts)

@@ -1,0 +1,93 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autorec_jax.evaluation import report
+from tests import conftest, trained_runs
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_run(root, name, *, orientation="item", epochs=4, finished=True, scale=False):
+  workdir = root / name
+  workdir.mkdir()
+  config = {"data": {"name": "movielens_1m", "rating_min": None, "rating_max": None},
+            "model": {"orientation": orientation, "hidden": [500], "activation": "sigmoid",
+                      "dropout": 0.5, "hidden_fractions": []},
+            "preprocess": {"scale": scale}, "train": {"refeed_steps": 1}}
+  (workdir / "config.json").write_text(json.dumps(config))
+  rows = [{"epoch": e, "train/loss": 1.0 / e, "valid/rmse": 1.0 - 0.01 * e + (e == 4) * 0.05}
+          for e in range(1, epochs + 1)]
+  (workdir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) +
+                                         "\n{\"epoch\": 5, \"trai")  # a cut line
+  if finished:
+    (workdir / "results.json").write_text(json.dumps({
+        "test/rmse": 0.8311, "test/mae": 0.6527, "valid/rmse": 0.97, "best_epoch": 3,
+        "epochs_run": epochs, "seconds_per_epoch": 0.94, "num_params": 6046540,
+        "test/ndcg@10": 0.0412, "test/recall@10": 0.0234}))
+  return workdir
+
+
+def test_read_run_keeps_complete_lines(tmp_path):
+  run = report.read_run(str(_fake_run(tmp_path, "a")))
+  assert [m["epoch"] for m in run["metrics"]] == [1, 2, 3, 4]
+  assert run["results"]["best_epoch"] == 3
+  assert report.series(run, "valid/rmse")[0] == [1, 2, 3, 4]
+  with pytest.raises(FileNotFoundError, match="not a run's workdir"):
+    report.read_run(str(tmp_path / "missing"))
+
+
+def test_markdown_table_rows(tmp_path):
+  runs = [report.read_run(str(_fake_run(tmp_path, "done"))),
+          report.read_run(str(_fake_run(tmp_path, "running", finished=False,
+                                        orientation="user")))]
+  text = report.markdown(runs)
+  lines = text.strip().splitlines()
+  assert len(lines) == 4 and lines[0].startswith("| run | data | model |")
+  assert "| done | movielens_1m | item-based 500 sigmoid, dropout 0.5, re-feed 1 | 4 | 3 |" \
+         " 0.9700 | 0.8311 | 0.6527 | 0.0412 | 0.0234 | 0.94 | 6,046,540 |" in text
+  # The unfinished run: its best epoch and validation RMSE come from metrics.jsonl.
+  assert "| running | movielens_1m | user-based 500 sigmoid" in text
+  assert "| 4 (running) | 3 | 0.9700 | — | — | — | — | — | — |" in text
+
+
+def test_train_curve_scale():
+  assert report.train_rmse_scale({"preprocess": {"scale": False}}) == 1.0
+  assert report.train_rmse_scale({"preprocess": {"scale": True},
+                                  "data": {"name": "movielens_1m"}}) == 2.0
+  assert report.train_rmse_scale({"preprocess": {"scale": True},
+                                  "data": {"name": "jester"}}) == 10.0
+  assert report.train_rmse_scale({"preprocess": {"scale": True},
+                                  "data": {"name": "csv", "rating_min": 1.0,
+                                           "rating_max": 10.0}}) == 4.5
+
+
+def test_write_report_makes_markdown_and_pngs(tmp_path, tmp_path_factory):
+  runs = [str(_fake_run(tmp_path, "a")), str(_fake_run(tmp_path, "b", scale=True)),
+          str(trained_runs.tiny_run(tmp_path_factory, "user"))]
+  paths = report.write_report(runs, str(tmp_path / "out"))
+  md, valid_png, tv_png = paths
+  for png in (valid_png, tv_png):
+    data = open(png, "rb").read()
+    assert data[:8] == PNG and len(data) > 5000
+  text = open(md, encoding="utf-8").read()
+  assert "![validation RMSE per epoch](valid_rmse.png)" in text
+  assert "| run |" in text and text.count("\n| ") >= 4
+
+
+def test_cli(tmp_path):
+  a, b = _fake_run(tmp_path, "a"), _fake_run(tmp_path, "b")
+  out = tmp_path / "rep"
+  proc = subprocess.run([sys.executable, "-m", "autorec_jax.evaluation.report", str(a), str(b),
+                         f"--output={out}"], cwd=conftest.REPO, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert (out / "report.md").exists() and (out / "valid_rmse.png").exists()
+  bad = subprocess.run([sys.executable, "-m", "autorec_jax.evaluation.report", str(tmp_path / "nope")],
+                       cwd=conftest.REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 1 and "not a run's workdir" in bad.stderr
+  none = subprocess.run([sys.executable, "-m", "autorec_jax.evaluation.report"], cwd=conftest.REPO,
+                        capture_output=True, text=True, timeout=120)
+  assert none.returncode == 2 and "usage" in none.stderr

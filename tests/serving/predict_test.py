@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from autorec_jax.serving import predict
+from autorec_jax.training import loop as train
+from tests import conftest, synthetic
+from tests.training.train_test import _tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("run")
+  data = synthetic.write_ratings_csv(tmp / "r.csv")
+  cfg = _tiny_config(data)
+  results = train.train_and_evaluate(cfg, str(tmp / "run"))
+  return tmp / "run", results
+
+
+def test_predictor_reproduces_the_runs_test_metrics(trained_run):
+  workdir, results = trained_run
+  predictor = predict.Predictor(str(workdir))
+  assert predictor.epoch == results["best_epoch"]
+  test = predictor.part("test")
+  m = predict.metrics(predictor.predict(test.user, test.item), test.rating)
+  assert m["count"] == results["test/count"]
+  assert m["rmse"] == pytest.approx(results["test/rmse"], rel=1e-5)
+  assert m["mae"] == pytest.approx(results["test/mae"], rel=1e-5)
+
+
+def test_latest_and_numbered_checkpoints(trained_run):
+  workdir, _ = trained_run
+  latest = predict.Predictor(str(workdir), "latest")
+  assert latest.epoch == 3
+  assert predict.Predictor(str(workdir), str(latest.step)).epoch == 3
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    predict.Predictor(str(workdir), "99")
+
+
+def test_cli_writes_deeprec_lines_with_original_ids(trained_run, tmp_path):
+  workdir, results = trained_run
+  out = tmp_path / "preds.txt"
+  proc = subprocess.run([sys.executable, "-m", "autorec_jax.serving.predict", f"--workdir={workdir}",
+                         "--split=test", f"--output={out}"], cwd=conftest.REPO,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert f"test RMSE {results['test/rmse']:.4f}" in proc.stdout
+  lines = [l.split() for l in out.read_text().splitlines()]
+  assert len(lines) == results["test/count"]
+  users = np.array([int(l[0]) for l in lines])
+  items = np.array([int(l[1]) for l in lines])
+  assert users.min() >= 1001 and items.min() >= 501  # original ids, not indices
+  pred, truth = np.array([float(l[2]) for l in lines]), np.array([float(l[3]) for l in lines])
+  assert np.sqrt(np.mean((pred - truth) ** 2)) == pytest.approx(results["test/rmse"], abs=1e-3)
+
+
+def test_cli_on_a_missing_workdir_is_one_line(tmp_path):
+  proc = subprocess.run([sys.executable, "-m", "autorec_jax.serving.predict",
+                         f"--workdir={tmp_path / 'nope'}"], cwd=conftest.REPO,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert "is not a run's workdir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_prints_error_by_user_activity(trained_run):
+  workdir, _ = trained_run
+  proc = subprocess.run([sys.executable, "-m", "autorec_jax.serving.predict", f"--workdir={workdir}",
+                         "--by=item"], cwd=conftest.REPO, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "by item activity" in proc.stdout and "200+" in proc.stdout
