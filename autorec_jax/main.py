@@ -12,17 +12,38 @@ checkpoint. Multi-host: start the same command on every host with
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
+
+def _stop_before_training(signum, frame):
+  """SIGINT/SIGTERM outside the training loop (which saves a checkpoint first): there is
+  nothing half-written to keep (files are replaced atomically), so stop at once."""
+  del frame
+  print(f"interrupted: stopped by {signal.Signals(signum).name}; run the same command to "
+        "resume from the last checkpoint", file=sys.stderr)
+  sys.stderr.flush()
+  os._exit(128 + signum)  # pylint: disable=protected-access
+
+
+if __name__ == "__main__":  # before the slow imports: Ctrl-C there is one line too
+  for _signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signum, _stop_before_training)
+
+# pylint: disable=wrong-import-position
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from autorec_jax.artifacts.checkpoint import DamagedCheckpoint
 from autorec_jax.config import checks as config_checks
 from autorec_jax.data.errors import DataError
 from autorec_jax.runtime import console, parallel, signals
 from autorec_jax.training import fast_path, registry
 from autorec_jax.training import workdir as workdir_lib
+
+# pylint: enable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a variant: configs/x.py[:variant]; "
@@ -43,6 +64,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   fast_path.tune_malloc()  # before JAX's threads start allocating
   console.quiet_library_logs()
+  console.quiet_background_errors()
   if not flags.FLAGS["verbosity"].present:  # the console shows progress and results
     logging.set_verbosity(logging.WARNING)
   # Must precede every other JAX call (importing JAX is fine, computing is not).
@@ -53,13 +75,22 @@ def main(argv):
                jax.process_count(), jax.local_device_count(), jax.device_count(),
                jax.devices()[0].platform)
   cfg = _CONFIG.value
-  if _OVERWRITE.value and jax.process_index() == 0:
-    workdir_lib.clear_workdir(_WORKDIR.value)
   try:
+    if _OVERWRITE.value and jax.process_index() == 0:
+      workdir_lib.clear_workdir(_WORKDIR.value)
     results = registry.select(cfg)(cfg, _WORKDIR.value)
-  except (DataError, config_checks.ConfigError, FloatingPointError) as e:
+  except (DataError, config_checks.ConfigError, workdir_lib.WorkdirError, FloatingPointError,
+          DamagedCheckpoint) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except OSError as e:  # the workdir's file system: full, read-only, gone
+    where = f"{e.filename}: " if e.filename else ""
+    print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+    # A failed checkpoint write leaves orbax's I/O threads behind, whose callbacks
+    # would print tracebacks while the interpreter shuts down: leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)  # pylint: disable=protected-access
   except signals.Interrupted as e:
     print(f"interrupted: {e}", file=sys.stderr)
     return 128 + e.signum

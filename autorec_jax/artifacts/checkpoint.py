@@ -10,10 +10,15 @@ complete, so a run killed mid-save leaves the previous checkpoints intact.
 from __future__ import annotations
 
 import os
+import re
+import sys
+import zlib
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from orbax.checkpoint import checkpoint_managers as cm
 
 from autorec_jax.models.autoencoder import output_kernel_paths
@@ -25,6 +30,11 @@ BEST_METRIC = "valid/rmse"
 # written with it [w, n] (layout 1) and are transposed on restore.
 PARAM_LAYOUT = 2
 _LAYOUT_KEY = "param_layout"
+_DIGEST_KEY = "state_crc32"
+
+
+class DamagedCheckpoint(Exception):
+  """A checkpoint's files cannot be restored as saved (the message says which)."""
 
 
 def _metric(metrics: dict[str, float]) -> float:
@@ -58,12 +68,30 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict,
   if step in manager.all_steps():
     return
   clean = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-  meta = {**meta, _LAYOUT_KEY: PARAM_LAYOUT}
-  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                             meta=ocp.args.JsonSave(meta)),
-               metrics=clean)
-  faults.reached("checkpoint_save")
-  manager.wait_until_finished()
+  meta = {**meta, _LAYOUT_KEY: PARAM_LAYOUT, _DIGEST_KEY: digest(state)}
+  try:
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               meta=ocp.args.JsonSave(meta)),
+                 metrics=clean)
+    faults.reached("checkpoint_save")
+    manager.wait_until_finished()
+  except (OSError, ValueError, RuntimeError) as e:  # tensorstore's errors are ValueErrors
+    raise _write_error(manager, step, e) from e
+
+
+def _write_error(manager: ocp.CheckpointManager, step: int, error: Exception) -> OSError:
+  """One OSError naming the checkpoint folder and the cause of a failed save (the
+  operating system's error where tensorstore reports one: a full disk, say)."""
+  text = str(error)
+  code = re.search(r"os_error_code='(\d+)'", text)
+  if isinstance(error, OSError) and error.errno:
+    errno_, why = error.errno, error.strerror
+  elif code:
+    errno_, why = int(code.group(1)), os.strerror(int(code.group(1)))
+  else:
+    errno_, why = None, " ".join(text.split())[:200]
+  return OSError(errno_, f"{why} (saving checkpoint {step}; the earlier ones are intact)",
+                 os.fspath(manager.directory))
 
 
 def restore(manager: ocp.CheckpointManager, step: int, like: Any) -> tuple[Any, dict]:
@@ -82,9 +110,75 @@ def restore(manager: ocp.CheckpointManager, step: int, like: Any) -> tuple[Any, 
 
   out = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(jax.tree_util.tree_map_with_path(abstract, like))))
+  if _DIGEST_KEY in meta and digest(out["state"]) != meta[_DIGEST_KEY]:
+    raise DamagedCheckpoint(f"checkpoint {step}: its arrays do not match the checksum "
+                            "saved with them")
   state = jax.tree_util.tree_map_with_path(lambda path, x: x.T if path in flip else x,
                                            out["state"])
   return state, meta
+
+
+def restore_newest_intact(workdir: str, manager: ocp.CheckpointManager, like: Any, *,
+                          keep_best: bool):
+  """(manager, step, state, meta) of the newest checkpoint that restores intact, or
+  (manager, None, None, None) where there is none at all.
+
+  A damaged checkpoint (truncated or changed files, arrays that fail their checksum)
+  is moved aside to checkpoints/damaged_<step> with a warning, and the next older one
+  is used; the returned manager no longer lists the damaged ones. DamagedCheckpoint
+  when every checkpoint is damaged.
+  """
+  damaged, newest = [], None
+  # Every kept checkpoint is checked (the latest and the best: two at most), since the
+  # best one is restored again for the final evaluation.
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      state, meta = restore(manager, step, like)
+    except Exception as e:  # pylint: disable=broad-except  # orbax/tensorstore raise many kinds
+      reason = " ".join(str(e).split())[:160] or type(e).__name__
+      logging.warning("checkpoint %d under %s is damaged (%s)", step, manager.directory,
+                      reason)
+      print(f"warning: checkpoint {step} under {manager.directory} is damaged ({reason}); "
+            f"moved to damaged_{step}", file=sys.stderr)
+      _move_aside(manager, step)
+      damaged.append(step)
+      continue
+    if newest is None:
+      newest = (step, state, meta)
+  if damaged:
+    manager = make_manager(workdir, keep_best=keep_best)
+  if newest is not None:
+    return (manager, *newest)
+  if damaged:
+    raise DamagedCheckpoint(
+        f"{manager.directory}: no intact checkpoint (damaged: steps "
+        f"{', '.join(map(str, sorted(damaged)))}, moved to damaged_<step>); pass "
+        "--overwrite to start afresh")
+  return manager, None, None, None
+
+
+def _move_aside(manager: ocp.CheckpointManager, step: int) -> None:
+  if jax.process_index() != 0:
+    return
+  directory = os.fspath(manager.directory)
+  source = os.path.join(directory, str(step))
+  target = os.path.join(directory, f"damaged_{step}")
+  n = 1
+  while os.path.exists(target):
+    n += 1
+    target = os.path.join(directory, f"damaged_{step}_{n}")
+  if os.path.exists(source):
+    os.rename(source, target)
+
+
+def digest(state: Any) -> str:
+  """A CRC-32 of every array of `state` (its bytes in tree order), saved with each
+  checkpoint so that changed files are caught on restore rather than trained on."""
+  crc = 0
+  for leaf in jax.tree.leaves(jax.device_get(state)):
+    a = np.ascontiguousarray(np.asarray(leaf))
+    crc = zlib.crc32(a.reshape(-1).view(np.uint8), crc)
+  return f"{crc:08x}"
 
 
 def restore_params(directory: str, step: int, params_like: Any) -> tuple[Any, dict]:

@@ -49,9 +49,16 @@ def _id_array(ids: np.ndarray) -> np.ndarray:
 
 
 def _atomic_savez(path: str, **arrays) -> None:
+  """np.savez to `path` through a temporary file: a failed write (a full disk) leaves
+  neither a partial file nor the temporary one, and its OSError names `path`."""
   tmp = f"{path}.tmp.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  try:
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+  except OSError as e:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise OSError(e.errno, e.strerror, path) from e
 
 
 def save(workdir: str, data: RunData, pre: Preprocessor | None) -> None:
@@ -150,9 +157,14 @@ def write_fingerprint(workdir: str, files: Sequence[str]) -> None:
   """Records the data files a run is trained on (workdir/data_files.json)."""
   path = os.path.join(workdir, FINGERPRINT_FILE)
   tmp = f"{path}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump({"files": fingerprint(files)}, f, indent=2)
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump({"files": fingerprint(files)}, f, indent=2)
+    os.replace(tmp, path)
+  except OSError as e:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise OSError(e.errno, e.strerror, path) from e
 
 
 def check_fingerprint(workdir: str, files: Sequence[str]) -> None:

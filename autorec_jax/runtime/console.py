@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging as std_logging
 import sys
+import threading
 
 from absl import logging
 
@@ -18,7 +19,17 @@ from absl import logging
 _QUIET_LOGGERS = ("jax._src.xla_bridge", "absl.orbax", "orbax")
 
 
+# orbax warns on every mid-epoch checkpoint, which by design records no metric.
+_ORBAX_NOISE = ("did not provide metrics",)
+
+
 def _quiet_library_info(record) -> bool:
+  if "/orbax/" in record.pathname and (
+      any(n in str(record.msg) for n in _ORBAX_NOISE)
+      # A failed save's errors, logged by orbax's threads, reach the caller as one
+      # exception that the command reports in one line.
+      or record.levelno >= logging.converter.ABSL_TO_STANDARD[logging.ERROR]):
+    return False
   return record.levelno > logging.converter.ABSL_TO_STANDARD[logging.INFO] or (
       "/orbax/" not in record.pathname and "xla_bridge" not in record.pathname)
 
@@ -29,6 +40,29 @@ def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(_quiet_library_info)
   for name in _QUIET_LOGGERS:
     std_logging.getLogger(name).setLevel(std_logging.WARNING)
+
+
+def _is_shutdown_noise(exc_type, exc_value) -> bool:
+  """The error orbax's I/O threads raise when a failed checkpoint write tears down their
+  event loop; the write's own error reaches the command, which reports it."""
+  return exc_type is RuntimeError and str(exc_value) == "Event loop is closed"
+
+
+def quiet_background_errors() -> None:
+  """Keeps the tracebacks of `_is_shutdown_noise` off the terminal (threads and
+  unraisable exceptions alike); every other error prints as before."""
+  thread_hook, unraisable_hook = threading.excepthook, sys.unraisablehook
+
+  def on_thread_error(args):
+    if not _is_shutdown_noise(args.exc_type, args.exc_value):
+      thread_hook(args)
+
+  def on_unraisable(args):
+    if not _is_shutdown_noise(args.exc_type, args.exc_value):
+      unraisable_hook(args)
+
+  threading.excepthook = on_thread_error
+  sys.unraisablehook = on_unraisable
 
 
 def is_terminal(stream=None) -> bool:

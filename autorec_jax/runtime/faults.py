@@ -3,12 +3,14 @@
 `AUTOREC_FAULT=point:n` (e.g. `checkpoint_save:2`) sends SIGKILL to the process the
 n-th time the training loop reaches `point`: `train_step` (after a step is
 dispatched), `checkpoint_save` (while a save is in flight, before it is committed)
-or `eval` (during a validation pass). Unset, `reached` does nothing. It exists so the
-tests can kill a run at an exact moment; it is not a user feature.
+or `eval` (during a validation pass). `point:n:enospc` raises the OSError of a full
+disk there instead. Unset, `reached` does nothing. It exists so the tests can fail a
+run at an exact moment; it is not a user feature.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
@@ -20,9 +22,12 @@ def reached(point: str) -> None:
   spec = os.environ.get("AUTOREC_FAULT")
   if not spec:
     return
-  name, _, count = spec.partition(":")
+  name, _, rest = spec.partition(":")
+  count, _, action = rest.partition(":")
   if name != point:
     return
   _counts[point] = _counts.get(point, 0) + 1
   if _counts[point] == int(count or 1):
+    if action == "enospc":
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     os.kill(os.getpid(), signal.SIGKILL)

@@ -59,12 +59,6 @@ def validate(cfg) -> None:
     raise config_checks.ConfigError("; ".join(problems))
 
 
-def _start_afresh(cfg, workdir: str) -> None:
-  """Clears a previous run of the same config; refuses a workdir of another run."""
-  workdir_lib.check_workdir(cfg, workdir)
-  workdir_lib.clear_workdir(workdir)
-
-
 def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np.ndarray,
                  target: np.ndarray):
   """(init factors, fit_epoch(factors, epoch) -> (factors, {"train/loss"}))."""
@@ -104,10 +98,14 @@ def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np
 def train_and_evaluate_factorization(cfg, workdir: str) -> dict:
   """Fits the configured baseline, writes the workdir, returns the final results."""
   validate(cfg)
-  os.makedirs(workdir, exist_ok=True)
-  _start_afresh(cfg, workdir)
-  run_config.write_config(cfg, workdir)
+  # Runs are short: the same config in its workdir starts afresh, another is refused.
+  with workdir_lib.open_run(cfg, workdir):
+    workdir_lib.clear_workdir(workdir)
+    run_config.write_config(cfg, workdir)
+    return _fit_and_evaluate(cfg, workdir)
 
+
+def _fit_and_evaluate(cfg, workdir: str) -> dict:
   data = run_data_lib.load_data(cfg)
   snapshot.save(workdir, data, None)
   snapshot.write_fingerprint(workdir, data.loaded.files)

@@ -37,8 +37,8 @@ from autorec_jax.training import fast_path
 from autorec_jax.training import metrics
 from autorec_jax.training import noise as noise_lib
 from autorec_jax.training import optim
+from autorec_jax.training import workdir as workdir_lib
 from autorec_jax.training.step import init_state, make_train_step
-from autorec_jax.training.workdir import check_workdir
 
 
 
@@ -80,10 +80,11 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   assembled from pre-trained layers; a resumed run ignores it.
   """
   config_checks.validate(cfg)
-  os.makedirs(workdir, exist_ok=True)
-  check_workdir(cfg, workdir)
-  write_config(cfg, workdir)
+  with workdir_lib.open_run(cfg, workdir, process_index=jax.process_index()):
+    return _train_and_evaluate(cfg, workdir, init_params)
 
+
+def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   data = load_data(cfg)
   if checkpoint.has_checkpoints(workdir):  # resuming: on the data it was trained on
     snapshot.check_fingerprint(workdir, data.loaded.files)
@@ -161,14 +162,19 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
   writer_path = os.path.join(workdir, "metrics.jsonl")
 
   position = _Position()
-  latest = checkpoint.latest_step(manager)
+  manager, latest, restored, meta = checkpoint.restore_newest_intact(
+      workdir, manager, state, keep_best=has_valid)
   if latest is not None:
-    state, meta = checkpoint.restore(manager, latest, state)
+    if "config" in meta:  # the run's own record, whatever config.json now says
+      workdir_lib.refuse_other_config(workdir, meta["config"], cfg, f"checkpoint {latest}")
+    state = restored
     position = _Position.from_meta(meta)
-    if jax.process_index() == 0:
-      metrics.truncate_jsonl(writer_path, position.epoch)
     logging.info("resumed from the checkpoint at step %d (epoch %d, batch %d)", latest,
                  position.epoch, position.batch)
+  position.config = json.loads(config_json(cfg))
+  write_config(cfg, workdir)
+  if jax.process_index() == 0:  # rows past the checkpoint (all of them, starting afresh)
+    metrics.truncate_jsonl(writer_path, position.epoch)
   writer = metrics.MetricWriter(workdir)
   if latest is None:
     writer.write_hparams(flatten(json.loads(config_json(cfg))))
@@ -282,6 +288,7 @@ class _Position:
   rollbacks: int = 0
   best_rmse: float = float("inf")  # the best validation RMSE so far, and its epoch
   best_epoch: int = 0
+  config: dict = dataclasses.field(default_factory=dict)  # the run's resolved config
 
   @classmethod
   def from_meta(cls, meta: dict) -> "_Position":
@@ -296,7 +303,7 @@ class _Position:
     meta = {"epoch": self.epoch, "batch": self.batch, "sums": self.sums,
             "epoch_seconds": self.seconds, "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks, "best_rmse": self.best_rmse,
-            "best_epoch": self.best_epoch}
+            "best_epoch": self.best_epoch, "config": self.config}
     if row is not None:
       meta["metrics"] = row
     return meta

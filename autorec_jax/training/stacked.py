@@ -142,9 +142,12 @@ def assemble(outer: dict, inner: dict) -> dict:
 def train_stacked(cfg, workdir: str) -> dict:
   """Runs the three stages in `workdir` and returns the fine-tuned model's results."""
   config_checks.validate(cfg)
-  os.makedirs(workdir, exist_ok=True)
-  workdir_lib.check_workdir(cfg, workdir)
-  run_config.write_config(cfg, workdir)
+  with workdir_lib.open_run(cfg, workdir, process_index=jax.process_index()):
+    run_config.write_config(cfg, workdir)
+    return _train_stages(cfg, workdir)
+
+
+def _train_stages(cfg, workdir: str) -> dict:
   data = run_data_lib.load_data(cfg)
   _, x_csr = train.model_inputs(cfg, data)
   h1, h2 = model_registry.hidden_widths(cfg.model, x_csr.shape[1])

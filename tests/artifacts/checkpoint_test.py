@@ -24,7 +24,8 @@ def test_keeps_best_and_latest_and_reopens(tmp_path):
   assert checkpoint.best_step(reopened) == 2
   assert checkpoint.latest_step(reopened) == 4
   restored, meta = checkpoint.restore(reopened, 2, state)
-  assert meta == {"epoch": 2, "param_layout": checkpoint.PARAM_LAYOUT}
+  assert meta == {"epoch": 2, "param_layout": checkpoint.PARAM_LAYOUT,
+                  "state_crc32": checkpoint.digest(restored)}
   assert int(restored.step) == 2
 
 
