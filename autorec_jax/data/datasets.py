@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from absl import logging
 
-from autorec_jax.data import jester, readers, text
+from autorec_jax.data import errors, jester, readers, text
 from autorec_jax.data.errors import DataError, DataFormatError, DataNotFoundError
 from autorec_jax.data.types import Ratings
 
@@ -221,7 +221,7 @@ def locate(spec: DatasetSpec, dirs) -> tuple[Layout, list[str]] | None:
   for d in dirs:
     for layout in spec.layouts:
       paths = [os.path.join(d, s.relpath) for s in layout.sources]
-      if all(os.path.isfile(p) for p in paths):
+      if all(errors.is_file_like(p) for p in paths):
         return layout, paths
   return None
 
@@ -323,10 +323,12 @@ def _file_names(spec: DatasetSpec) -> set[str]:
 def _find_and_read(spec: DatasetSpec, path: str | None, allow_download: bool,
                    duplicates: str) -> tuple[text.RawRatings, str]:
   """The dataset's ratings and the file they came from (downloading when allowed)."""
-  if path is not None and os.path.isfile(path):
-    return readers.read_ratings(path, duplicates=duplicates), path
   if path is not None and not os.path.isdir(path):
-    raise DataNotFoundError(f"{path}: no such file or folder (data.path for {spec.name})")
+    try:
+      errors.check_file(path, "file or folder")
+    except DataNotFoundError as e:
+      raise DataNotFoundError(f"{e} (data.path for {spec.name})") from None
+    return readers.read_ratings(path, duplicates=duplicates), path
   dirs = [path] if path is not None else search_dirs()
   found = locate(spec, dirs)
   if found is None and path is not None:
@@ -490,7 +492,7 @@ def _load_netflix(opt) -> LoadedData:
   root = os.path.expanduser(root)
   split_dir = root if os.path.basename(os.path.normpath(root)) == split else os.path.join(
       root, split)
-  if not os.path.exists(os.path.join(split_dir, "ratings.npz")):
+  if not os.path.lexists(os.path.join(split_dir, "ratings.npz")):
     raise DataNotFoundError(
         f"no converted Netflix split in {split_dir} (expected {split_dir}/ratings.npz). "
         "The Netflix Prize data is not downloadable any more: convert your copy with "

@@ -29,7 +29,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data import errors
+from autorec_jax.data.errors import DataFormatError
 from autorec_jax.data.types import Ratings, index_ratings
 
 DUPLICATE_POLICIES = ("error", "keep_last", "mean")
@@ -154,20 +155,20 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
   """The whole decompressed contents of a plain, .gz or .zip file, and its display name.
 
   Gzip and zip are recognised by their magic bytes. A zip needs `member` unless it holds
-  exactly one file. Truncated or corrupt archives raise DataFormatError naming the file.
+  exactly one file. The path must be a regular file (see `errors.open_file`: a folder, a
+  named pipe, a link loop or an unreadable file is refused with its cause). Truncated
+  or corrupt archives raise DataFormatError naming the file.
   """
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise DataNotFoundError(f"{path}: no such file")
-  with open(path, "rb") as f:
-    head = f.read(4)
-  if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-    return _read_zip_member(path, member)
-  if member is not None:
-    raise DataFormatError(path, None, f"expected a zip archive holding {member}, got a "
-                          "file that is not a zip")
-  with open(path, "rb") as f:
-    data = f.read()
+  with errors.open_file(path) as f:
+    head = read_from(f, path, 4)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+      f.seek(0)
+      return _read_zip_member(path, member, f)
+    if member is not None:
+      raise DataFormatError(path, None, f"expected a zip archive holding {member}, got a "
+                            "file that is not a zip")
+    data = head + read_from(f, path)
   if head.startswith(b"\x1f\x8b"):
     try:
       data = gzip.decompress(data)
@@ -177,34 +178,68 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
   return data, path
 
 
+def read_from(f, path: str, size: int = -1) -> bytes:
+  """`f.read(size)`, with a read error (EIO, ...) reported as a DataError naming `path`."""
+  try:
+    return f.read(size)
+  except OSError as e:
+    raise errors.DataAccessError(path, f"expected a readable file, got a read error: "
+                                 f"{e.strerror or e}") from None
+
+
+def _zip_names(zf: zipfile.ZipFile) -> list[str]:
+  return [n for n in zf.namelist() if not n.endswith("/")]
+
+
 def zip_members(path) -> list[str]:
   """Names of the files (not folders) in a zip archive."""
+  path = os.fspath(path)
+  with errors.open_file(path) as f:
+    try:
+      with zipfile.ZipFile(f) as zf:
+        return _zip_names(zf)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+      raise DataFormatError(path, None, f"expected a complete zip archive, got a "
+                            f"truncated or corrupt one ({e})") from None
+
+
+def shown_names(names: Sequence[str], limit: int = 8) -> str:
+  """`names` for a message: the first `limit`, then how many more."""
+  more = f" and {len(names) - limit} more" if len(names) > limit else ""
+  return ", ".join(names[:limit]) + more
+
+
+def _read_zip_member(path: str, member: str | None, f) -> tuple[bytes, str]:
+  """The (gunzipped) contents of one member of the zip open as `f`, and its name."""
   try:
-    with zipfile.ZipFile(path) as zf:
-      return [n for n in zf.namelist() if not n.endswith("/")]
-  except (zipfile.BadZipFile, OSError, EOFError) as e:
+    zf = zipfile.ZipFile(f)
+  except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
     raise DataFormatError(path, None, f"expected a complete zip archive, got a truncated "
                           f"or corrupt one ({e})") from None
-
-
-def _read_zip_member(path: str, member: str | None) -> tuple[bytes, str]:
-  names = zip_members(path)
-  if member is None:
-    if len(names) != 1:
-      raise DataFormatError(path, None, f"expected one file in the zip or a member name, "
-                            f"got {len(names)} files: {', '.join(names[:8])}")
-    member = names[0]
-  if member not in names:
-    raise DataFormatError(path, None, f"expected a member {member!r} in the zip, got "
-                          f"{', '.join(names[:8])}")
-  name = f"{path}:{member}"
-  try:
-    with zipfile.ZipFile(path) as zf:
+  with zf:
+    names = _zip_names(zf)
+    if not names:
+      raise DataFormatError(path, None, "expected a ratings file in the zip, got an "
+                            "archive that holds no files")
+    if member is None:
+      if len(names) != 1:
+        raise DataFormatError(path, None, f"expected one file in the zip or a member "
+                              f"name, got {len(names)} files: {shown_names(names)}; unzip "
+                              "it and pass the ratings file itself")
+      member = names[0]
+    if member not in names:
+      raise DataFormatError(path, None, f"expected a member {member!r} in the zip, got "
+                            f"{shown_names(names)}")
+    name = f"{path}:{member}"
+    try:
       data = zf.read(member)
-  except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-    raise DataFormatError(name, None, f"expected a complete zip member, got a truncated "
-                          f"or corrupt one ({e})") from None
-  if member.endswith(".gz"):
+    except (NotImplementedError, RuntimeError) as e:  # encrypted, unknown compression
+      raise DataFormatError(name, None, f"expected a zip member stored or deflated without "
+                            f"a password, got one that cannot be unpacked ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as e:
+      raise DataFormatError(name, None, f"expected a complete zip member, got a truncated "
+                            f"or corrupt one ({e})") from None
+  if member.endswith(".gz") or data.startswith(b"\x1f\x8b"):
     try:
       data = gzip.decompress(data)
     except (EOFError, OSError, zlib.error) as e:

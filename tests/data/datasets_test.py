@@ -16,7 +16,7 @@ import pytest
 import scipy.io
 from ml_collections import config_dict
 
-from autorec_jax.data import datasets
+from autorec_jax.data import datasets, errors
 from autorec_jax.data.errors import DataError, DataFormatError, DataNotFoundError
 from tests import conftest
 from tests.data.jester_test import install_fake_xlrd, jester_matrix, xls_bytes
@@ -42,6 +42,12 @@ def data_cfg(**overrides) -> config_dict.ConfigDict:
   cfg.rating_max = config_dict.placeholder(float)
   cfg.update(overrides)
   return cfg
+
+
+def csv_cfg(train, test=None, **overrides):
+  """A data config for data.name=csv, the columns taken from the files."""
+  return data_cfg(name="csv", path=str(train), test_path=None if test is None else str(test),
+                  csv_columns=(), **overrides)
 
 
 @pytest.fixture(autouse=True)
@@ -331,3 +337,33 @@ def test_real_jester(monkeypatch):
   conftest.require_data("jester/dataset1-part3/jester3.mat")
   r = datasets.load(data_cfg(name="jester")).ratings
   assert (r.num_ratings, r.num_users, r.num_items) == (616_912, 24_938, 100)
+
+
+# ----------------------------------------------------------------------------------------
+# Special files as data.path, or in a searched folder.
+
+
+def test_a_named_pipe_as_data_path_or_in_the_data_dir(tmp_path, monkeypatch):
+  fifo = tmp_path / "ratings.dat"
+  os.mkfifo(fifo)
+  for cfg in (data_cfg(path=str(fifo)), csv_cfg(fifo)):
+    with pytest.raises(errors.DataAccessError) as err:
+      datasets.load(cfg)
+    assert str(err.value) == f"{fifo}: expected a file or folder, got a named pipe (FIFO)"
+  root = tmp_path / "data"
+  (root / "ml-1m").mkdir(parents=True)
+  os.mkfifo(root / "ml-1m" / "ratings.dat")
+  monkeypatch.setenv(datasets.ENV_VAR, str(root))
+  with pytest.raises(errors.DataAccessError, match="ml-1m/ratings.dat: expected a file, "
+                     "got a named pipe"):
+    datasets.load(data_cfg())  # found and named, not passed over for "not found"
+
+
+def test_a_missing_or_looping_data_path(tmp_path):
+  with pytest.raises(DataNotFoundError) as err:
+    datasets.load(data_cfg(path=str(tmp_path / "nope.dat")))
+  assert str(err.value) == (f"{tmp_path / 'nope.dat'}: no such file or folder (data.path "
+                            "for movielens_1m)")
+  os.symlink(tmp_path / "loop", tmp_path / "loop")
+  with pytest.raises(errors.DataAccessError, match="got a symbolic link loop"):
+    datasets.load(data_cfg(path=str(tmp_path / "loop")))
