@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from absl import logging
 
 from autorec_jax.data import errors
 from autorec_jax.data.errors import DataFormatError
@@ -118,9 +119,10 @@ def concat(parts: Sequence[RawRatings]) -> RawRatings:
 def resolve_duplicates(raw: RawRatings, policy: str) -> RawRatings:
   """Applies the duplicate (user, item) policy.
 
-  "error" raises DataFormatError at the second occurrence of the first repeated pair;
-  "keep_last" keeps each pair's last rating; "mean" averages a pair's ratings (keeping
-  the last occurrence's timestamp and line).
+  "error" raises DataFormatError at the second occurrence of the first repeated pair,
+  naming the flags that merge repeats instead; "keep_last" keeps each pair's last
+  rating; "mean" averages a pair's ratings (keeping the last occurrence's timestamp and
+  line). A merge logs one warning with the number of pairs merged.
   """
   if policy not in DUPLICATE_POLICIES:
     raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {policy!r}")
@@ -136,10 +138,19 @@ def resolve_duplicates(raw: RawRatings, policy: str) -> RawRatings:
     at = f"line {first_line}" if first_path == path else f"{first_path}:{first_line}"
     raise DataFormatError(
         path, line, f"expected each (user, item) pair once, got user {raw.user[k]} "
-        f"item {raw.item[k]} again (first at {at}); set duplicates to 'keep_last' or "
-        "'mean' to merge repeats")
+        f"item {raw.item[k]} again (first at {at}); to merge repeats pass "
+        "--config.data.duplicates=keep_last (the last rating) or "
+        "--config.data.duplicates=mean (their mean)")
+  last_of_pair = ~frame.duplicated(keep="last").to_numpy()
+  num_pairs = int(np.count_nonzero(last_of_pair & frame.duplicated(keep=False).to_numpy()))
+  num_dropped = int(np.count_nonzero(dup))
+  how = ("kept the last rating of each" if policy == "keep_last" else
+         "replaced each by the mean of its ratings")
+  logging.warning("%s: %d (user, item) pairs occur more than once; data.duplicates=%s "
+                  "%s (%d ratings merged away)", ", ".join(raw.paths), num_pairs, policy,
+                  how, num_dropped)
   if policy == "keep_last":
-    return raw.subset(~frame.duplicated(keep="last").to_numpy())
+    return raw.subset(last_of_pair)
   group = frame.groupby(["u", "i"], sort=False).ngroup().to_numpy()
   num_groups = int(group.max()) + 1
   last = np.empty(num_groups, np.int64)

@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import logging
 import zipfile
 
 import numpy as np
@@ -317,3 +318,31 @@ def test_one_million_lines_of_ratings_dat_parse(tmp_path):
   last = frame.drop_duplicates(["u", "i"], keep="last").sort_values(["u", "i"])
   got = pd.DataFrame({"u": raw.user, "i": raw.item, "r": raw.rating}).sort_values(["u", "i"])
   np.testing.assert_array_equal(got["r"].to_numpy(), last["r"].to_numpy())
+
+
+def test_the_duplicates_error_names_the_flags_that_merge_repeats(tmp_path):
+  path = write(tmp_path, "r.csv", "1,2,3\n1,2,4\n")
+  with pytest.raises(DataFormatError) as err:
+    text.read_delimited(path)
+  assert_error(err, path, 2)
+  assert "--config.data.duplicates=keep_last" in str(err.value)
+  assert "--config.data.duplicates=mean" in str(err.value)
+
+
+@pytest.mark.parametrize("policy", ["keep_last", "mean"])
+def test_merging_duplicates_logs_one_warning_with_the_count(tmp_path, caplog, policy):
+  # Pair (1, 2) three times and (3, 4) twice: two pairs merged, three ratings dropped.
+  path = write(tmp_path, "r.csv", "1,2,3\n3,4,1\n1,2,4\n5,6,2\n1,2,5\n3,4,2\n")
+  with caplog.at_level(logging.WARNING):
+    raw = text.read_delimited(path, duplicates=policy)
+  assert len(raw) == 3
+  warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+  assert len(warnings) == 1, caplog.text
+  message = warnings[0].getMessage()
+  assert message.startswith(f"{path}: 2 (user, item) pairs occur more than once; "
+                            f"data.duplicates={policy} ")
+  assert "(3 ratings merged away)" in message
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    text.read_delimited(write(tmp_path, "ok.csv", "1,2,3\n"), duplicates=policy)
+  assert not caplog.records
