@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import decimal
 import gzip
 import io
 import math
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -291,19 +293,42 @@ def split_fields(line: str, delimiter: str) -> list[str]:
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-def _check_text(head: bytes, path: str) -> None:
-  """Raises DataFormatError when the start of a file is not ASCII/UTF-8 text lines.
+# Magic numbers of binary files a ratings path may point at by mistake.
+_BINARY_MAGIC = ((b"\x1f\x8b", "gzip-compressed data (a file compressed twice?)"),
+                 (b"PK\x03\x04", "a zip archive (an .xlsx workbook, or a zip inside a "
+                                 "zip?)"),
+                 (b"BZh", "bzip2-compressed data; decompress it (bunzip2) first"),
+                 (b"\xfd7zXZ\x00", "xz-compressed data; decompress it (unxz) first"),
+                 (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive; unpack it first"),
+                 (b"(\xb5/\xfd", "zstd-compressed data; decompress it (unzstd) first"),
+                 (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook or other "
+                                                        "OLE file; save the sheet as CSV"),
+                 (b"PAR1", "a Parquet file; export it as CSV"),
+                 (b"\x93NUMPY", "a NumPy .npy array"),
+                 (b"MATLAB 5.0 MAT-file", "a MATLAB .mat file (name it *.mat to read "
+                                          "its matrix X)"),
+                 (b"\x89HDF", "an HDF5 file (MATLAB v7.3?); save it with -v7 or as CSV"))
+
+
+def _check_text(data: bytes, path: str) -> None:
+  """Raises DataFormatError when a file is not ASCII/UTF-8 text lines.
 
   Catches what would otherwise surface as a puzzling parse error further on: UTF-16
-  or UTF-32 text (a byte order mark, or NUL bytes between the characters), binary
-  files (NUL bytes), and lines separated by a lone carriage return (classic Mac OS).
+  or UTF-32 text (a byte order mark, or NUL bytes between the characters), compressed
+  or binary files (by their magic number, or a NUL byte anywhere in the file), and
+  lines separated by a lone carriage return (classic Mac OS).
   """
+  head = data[:1 << 16]
   if head.startswith(_UTF16_BOMS) or head.startswith(b"\x00\x00\xfe\xff"):
     raise DataFormatError(path, 1, "expected ASCII or UTF-8 text, got UTF-16 or UTF-32 "
                           "(the file starts with its byte order mark); save it as UTF-8")
-  nul = head.find(b"\x00")
+  for magic, what in _BINARY_MAGIC:
+    if head.startswith(magic):
+      raise DataFormatError(path, None, f"expected ratings as text (plain, .gz or .zip), "
+                            f"got {what}")
+  nul = data.find(b"\x00")
   if nul >= 0:
-    raise DataFormatError(path, head.count(b"\n", 0, nul) + 1, "expected ASCII or UTF-8 "
+    raise DataFormatError(path, data.count(b"\n", 0, nul) + 1, "expected ASCII or UTF-8 "
                           "text, got a NUL byte: UTF-16 text (save it as UTF-8) or a "
                           "binary file")
   if b"\n" not in head and b"\r" in head.rstrip(b"\r"):
@@ -334,8 +359,8 @@ def sniff(data: bytes, path: str, *, delimiter: str | None = None, header: str =
   delimiter = normalize_delimiter(delimiter)
   if not data.strip():
     raise DataFormatError(path, None, "expected ratings, got an empty file")
+  _check_text(data, path)
   head_bytes = data[:1 << 16]
-  _check_text(head_bytes, path)
   lines = [s.rstrip("\r") for s in head_bytes.decode("utf-8", "replace").split("\n")]
   if len(data) > len(head_bytes):
     lines.pop()  # possibly cut in the middle
@@ -382,9 +407,17 @@ def _usual_field_count(lines: list[str], delimiter: str) -> int:
   return first if counts[first] == most else counts.most_common(1)[0][0]
 
 
-def _scan(buf: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
-  """Per physical line: the number of fields (int32) and whether it is blank."""
+def _scan(buf: bytes, delimiter: str, columns: Sequence[int] = (), body_start: int = 0,
+          marks: bytes | None = None) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+  """Per physical line: the number of fields (int32) and whether it is blank; and per
+  column in `columns`, over the lines after byte `body_start`, the longest field in
+  bytes or, with `marks`, how many of its fields hold one of those bytes.
+
+  Field bounds come from the delimiters (for whitespace: the token starts), so a
+  field's length may count the spaces or quotes around it.
+  """
   fields, blank = [], []
+  stats = dict.fromkeys(columns, 0)
   a = np.frombuffer(buf, np.uint8)
   pos = 0
   while pos < len(a):
@@ -398,19 +431,42 @@ def _scan(buf: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     starts = np.concatenate(([0], nls + 1))[:len(ends)]
     if delimiter == WHITESPACE:
       ws = (chunk == 32) | (chunk == 9) | (chunk == 13) | (chunk == 10)
-      tokens = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))
-      n = np.searchsorted(tokens, ends) - np.searchsorted(tokens, starts)
+      bounds = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))  # token starts
+      first = np.searchsorted(bounds, starts)
+      n = np.searchsorted(bounds, ends) - first
       blank.append(n == 0)
-      fields.append(n.astype(np.int32))
+      field_start = lambda c: bounds[np.minimum(first + c, len(bounds) - 1)]
+      field_end = lambda c: field_start(c + 1)
     else:
       cr = (ends > starts) & (chunk[np.maximum(ends - 1, 0)] == 13)
       ends = ends - cr
-      hits = np.flatnonzero(chunk == ord(delimiter))
-      n = np.searchsorted(hits, ends) - np.searchsorted(hits, starts) + 1
+      bounds = np.flatnonzero(chunk == ord(delimiter))  # delimiters
+      first = np.searchsorted(bounds, starts)
+      n = np.searchsorted(bounds, ends) - first + 1
       blank.append(ends == starts)
-      fields.append(n.astype(np.int32))
+      field_start = lambda c: (starts if c == 0 else
+                               bounds[np.minimum(first + c - 1, len(bounds) - 1)] + 1)
+      field_end = lambda c: bounds[np.minimum(first + c, len(bounds) - 1)]
+    fields.append(n.astype(np.int32))
+    if columns and len(bounds):
+      body = starts + pos >= body_start
+      at = None
+      if marks is not None:
+        mask = np.zeros(len(chunk), bool)
+        for m in marks:
+          mask |= chunk == m
+        at = np.flatnonzero(mask)
+      for c in columns:
+        lo = field_start(c)
+        hi = np.where(n > c + 1, field_end(c), ends)
+        use = body & (n > c)
+        if at is None:
+          stats[c] = max(stats[c], int(np.max(hi - lo, where=use, initial=0)))
+        else:
+          stats[c] += int(np.count_nonzero(
+              use & (np.searchsorted(at, hi) > np.searchsorted(at, lo))))
     pos = end
-  return np.concatenate(fields), np.concatenate(blank)
+  return np.concatenate(fields), np.concatenate(blank), stats
 
 
 def _single_byte(data: bytes, delimiter: str) -> tuple[bytes | None, str]:
@@ -423,18 +479,28 @@ def _single_byte(data: bytes, delimiter: str) -> tuple[bytes | None, str]:
   return None, delimiter  # every candidate occurs: the line-by-line path decides
 
 
+# Field kinds of `parse_table`: integer ids (exact, see `exact_integer`), string ids,
+# integers (timestamps), finite floats. What a message says each must be.
+KINDS = {"user_id": "an integer user id", "item_id": "an integer item id",
+         "str": "a non-empty id", "int": "an integer", "float": "a finite number"}
+_INTEGER_KINDS = ("user_id", "item_id", "int")
+
+
 def parse_table(data: bytes, path: str, layout: Layout,
                 kinds: dict[int, str]) -> tuple[dict[int, np.ndarray], np.ndarray]:
-  """Parses the columns in `kinds` ("id", "str", "int" or "float") of every data line.
+  """Parses the columns in `kinds` (keys of `KINDS`) of every data line.
 
-  Every non-blank line after the header must have `layout.num_fields` fields; "id" and
-  "int" fields must be integers, "float" fields finite numbers, "str" fields non-empty.
+  Every non-blank line after the header must have `layout.num_fields` fields; integer
+  fields ("user_id", "item_id", "int") must hold exact integers (`exact_integer`),
+  "float" fields finite numbers, "str" fields non-empty text.
 
   Returns:
     ({column: values}, line_R) with int64 / float64 / object arrays and the 1-based
     line number (int32) of each row.
   """
-  for col in kinds:
+  for col, kind in kinds.items():
+    if kind not in KINDS:
+      raise ValueError(f"field kind must be one of {tuple(KINDS)}, got {kind!r}")
     if col >= layout.num_fields:
       raise DataFormatError(path, layout.header_lines + 1, f"expected at least "
                             f"{col + 1} fields (column {col} is used), got "
@@ -461,30 +527,49 @@ def _check_utf8(data: bytes, path: str) -> None:
                           "8-bit encoding?); save the file as UTF-8") from None
 
 
+def _read_columns(buf: bytes, sep: str, layout: Layout, dtype: dict):
+  """pandas' C parser on the columns `dtype` names; None when it refuses the data."""
+  try:
+    with warnings.catch_warnings():  # e.g. "invalid value in cast" on a bad integer
+      warnings.simplefilter("ignore", RuntimeWarning)
+      return pd.read_csv(io.BytesIO(buf), sep=r"\s+" if sep == WHITESPACE else sep,
+                         header=None, skiprows=layout.header_lines, usecols=sorted(dtype),
+                         dtype=dtype, engine="c", na_filter=False,
+                         skip_blank_lines=True, encoding_errors="surrogateescape")
+  except (ValueError, OverflowError, TypeError, UnicodeError, pd.errors.ParserError):
+    return None
+
+
 def _parse_fast(data, layout, kinds):
-  """pandas C-parser path; None whenever anything looks wrong (the slow path explains)."""
+  """pandas C-parser path; None whenever anything looks wrong (the slow path explains).
+
+  Integer ids must come out exactly as written. pandas parses an int64 column exactly
+  from integer text, but through a float64 when any field of the column is written as
+  a float (`12.0`), and then distinct large ids can round to one. Such a column is read
+  again as text and converted by `exact_integer` (once per distinct value). A column
+  needs no second look when all its fields are at most 15 bytes long and its values at
+  most 2**53 (texts that short parse exactly even as floats), or else when none of its
+  fields holds a '.', 'e' or 'E' (then pandas parsed integer text).
+  """
   buf, sep = _single_byte(data, layout.delimiter)
   if buf is None:
     return None
-  num_fields, blank = _scan(buf, sep)
+  id_cols = [c for c in sorted(kinds) if kinds[c] in ("user_id", "item_id")]
+  body_start = 0
+  if layout.header_lines:
+    nl = buf.find(b"\n")
+    body_start = len(buf) if nl < 0 else nl + 1
+  num_fields, blank, longest = _scan(buf, sep, id_cols, body_start)
   body = slice(layout.header_lines, None)
   keep = ~blank[body]
   if not keep.any() or np.any(num_fields[body][keep] != layout.num_fields):
     return None
   lines = (np.flatnonzero(keep) + layout.header_lines + 1).astype(np.int32)
   cols = sorted(kinds)
-  dtype = {c: {"id": np.int64, "int": np.int64, "float": np.float64, "str": str}[kinds[c]]
-           for c in cols}
-  try:
-    with warnings.catch_warnings():  # e.g. "invalid value in cast" on a bad integer
-      warnings.simplefilter("ignore", RuntimeWarning)
-      frame = pd.read_csv(io.BytesIO(buf), sep=r"\s+" if sep == WHITESPACE else sep,
-                          header=None, skiprows=layout.header_lines, usecols=cols,
-                          dtype=dtype, engine="c", na_filter=False,
-                          skip_blank_lines=True, encoding_errors="surrogateescape")
-  except (ValueError, OverflowError, TypeError, UnicodeError, pd.errors.ParserError):
-    return None
-  if len(frame) != len(lines):
+  dtype = {c: {"user_id": np.int64, "item_id": np.int64, "int": np.int64,
+               "float": np.float64, "str": str}[kinds[c]] for c in cols}
+  frame = _read_columns(buf, sep, layout, dtype)
+  if frame is None or len(frame) != len(lines):
     return None
   out = {}
   for c in cols:
@@ -494,32 +579,104 @@ def _parse_fast(data, layout, kinds):
         return None
     else:
       values = frame[c].to_numpy()
+      if values.dtype != (np.float64 if kinds[c] == "float" else np.int64):
+        return None
       if kinds[c] == "float" and not np.all(np.isfinite(values)):
         return None
     out[c] = values
+  unsure = [c for c in id_cols if longest[c] > 15 or not _fits_float(out[c])]
+  if unsure:
+    marks = bytes(m for m in b".eE" if len(sep) != 1 or m != ord(sep))
+    if any(buf.find(bytes([m]), body_start) >= 0 for m in marks):
+      _, _, floats = _scan(buf, sep, unsure, body_start, marks)
+      redo = [c for c in unsure if floats[c]]
+      if redo:
+        frame = _read_columns(buf, sep, layout, {c: str for c in redo})
+        if frame is None or len(frame) != len(lines):
+          return None
+        for c in redo:
+          out[c] = _exact_integers(frame[c].to_numpy(dtype=object))
+          if out[c] is None:
+            return None
   return out, lines
 
 
-def _check_field(text: str, kind: str) -> str | None:
-  """Why `text` is not a valid `kind` field, or None when it is."""
+def _fits_float(values: np.ndarray) -> bool:
+  """Whether every int64 value is at most 2**53 in magnitude."""
+  return not len(values) or (int(values.max()) <= EXACT_FLOAT_LIMIT and
+                             int(values.min()) >= -EXACT_FLOAT_LIMIT)
+
+
+def _exact_integers(texts: np.ndarray) -> np.ndarray | None:
+  """int64 values of integer fields given as text, or None if any is not exact."""
+  uniq, inverse = np.unique(texts.astype(str), return_inverse=True)
+  values = np.empty(len(uniq), np.int64)
+  for k, t in enumerate(uniq):
+    value, _ = exact_integer(t)
+    if value is None:
+      return None
+    values[k] = value
+  return values[inverse.ravel()]
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# Every integer up to 2**53 is a float64, so an id written as a float up to there lost
+# no digit on its way into the file; beyond, neighbouring ids may round to one float.
+EXACT_FLOAT_LIMIT = 2**53
+
+
+def exact_integer(text: str) -> tuple[int | None, str | None]:
+  """(value, None) for a field holding an integer exactly, else (None, why not).
+
+  Integers are read from their digits (up to int64). A number written as a float
+  (`12.0`, `1e3`) is accepted only when its decimal value is a whole number of at most
+  2**53 in magnitude, decided on the text with `decimal` (no rounding), so two
+  different texts never become one id: `1.0000000000000001`, `18014398509481985.0`
+  and `1e30` are refused. `why` is "syntax", "range" (beyond int64), "fraction" or
+  "float_limit" (a float beyond 2**53).
+  """
+  s = text.strip().strip('"')
+  if len(s) > 40:  # longer than any int64 or exact float text (and int()'s digit limit)
+    return None, "range" if _INT_TEXT.fullmatch(s) else "syntax"
+  if _INT_TEXT.fullmatch(s):
+    value = int(s)
+    return (value, None) if _INT64_MIN <= value <= _INT64_MAX else (None, "range")
+  if not _FLOAT_TEXT.fullmatch(s):
+    return None, "syntax"
+  d = decimal.Decimal(s)
+  if d.adjusted() > 16 or abs(d) > EXACT_FLOAT_LIMIT:
+    return None, "float_limit"
+  if d != d.to_integral_value():
+    return None, "fraction"
+  return int(d), None
+
+
+_NOTES = {"fraction": " (not a whole number)",
+          "float_limit": f" (a number written as a float is taken as an integer only up "
+                         f"to 2**53 = {EXACT_FLOAT_LIMIT}: beyond, floats lose digits; "
+                         "write it as an integer)"}
+
+
+def _check_field(text: str, kind: str) -> tuple[str, str] | None:
+  """None when `text` is a valid `kind` field, else (what was expected, a note on what
+  was found, maybe empty) for a message."""
   s = text.strip().strip('"')
   if kind == "str":
-    return None if s else "a non-empty id"
-  if not s.isascii() or "_" in s:  # Python's float() takes these, the C parser does not
-    return "a finite number" if kind == "float" else "an integer"
-  try:
-    v = float(s)
-  except ValueError:
-    v = None
+    return None if s else (KINDS[kind], "")
   if kind == "float":
-    return None if v is not None and math.isfinite(v) else "a finite number"
-  if v is None or not math.isfinite(v) or v != int(v):
-    return "an integer"
-  try:
-    iv = int(s)
-  except ValueError:
-    iv = int(v)
-  return None if _INT64_MIN <= iv <= _INT64_MAX else "an integer that fits in 64 bits"
+    if not s.isascii() or "_" in s:  # Python's float() takes these, the C parser not
+      return KINDS[kind], ""
+    try:
+      return None if math.isfinite(float(s)) else (KINDS[kind], "")
+    except ValueError:
+      return KINDS[kind], ""
+  value, why = exact_integer(text)
+  if value is not None:
+    return None
+  if why == "range":
+    return f"{KINDS[kind]} that fits in 64 bits", ""
+  return KINDS[kind], _NOTES.get(why, "")
 
 
 def _locate_error(data: bytes, path: str, layout: Layout, kinds: dict[int, str]) -> None:
@@ -537,10 +694,10 @@ def _locate_error(data: bytes, path: str, layout: Layout, kinds: dict[int, str])
       raise DataFormatError(path, no, f"expected {layout.num_fields} fields separated by "
                             f"{shown}, got {len(fields)}: {line[:120]!r}")
     for col, kind in sorted(kinds.items()):
-      why = _check_field(fields[col], kind)
-      if why is not None:
-        raise DataFormatError(path, no, f"expected {why} in field {col + 1}, got "
-                              f"{fields[col][:40]!r}: {line[:120]!r}")
+      bad = _check_field(fields[col], kind)
+      if bad is not None:
+        raise DataFormatError(path, no, f"expected {bad[0]} in field {col + 1}, got "
+                              f"{fields[col][:40]!r}{bad[1]}: {line[:120]!r}")
     if quoted is None and any(_stray_quote(f) for f in fields):
       quoted = (no, line)
     num_rows += 1
@@ -589,7 +746,6 @@ def read_delimited_bytes(data: bytes, path: str, *, delimiter: str | None = None
                          string_ids: bool = False, duplicates: str = "error",
                          layout: Layout | None = None) -> RawRatings:
   """`read_delimited` on contents already in memory (see there)."""
-  id_kind = "str" if string_ids else "id"
   if columns is not None:
     columns = tuple(int(c) for c in columns)
     if len(columns) not in (3, 4) or len(set(columns)) != len(columns) or min(columns) < 0:
@@ -617,7 +773,8 @@ def read_delimited_bytes(data: bytes, path: str, *, delimiter: str | None = None
                             f"(user, item, rating[, timestamp]), got {layout.num_fields}; "
                             "name the columns to use")
     columns = tuple(range(layout.num_fields))
-  kinds = {columns[0]: id_kind, columns[1]: id_kind, columns[2]: "float"}
+  kinds = {columns[0]: "str" if string_ids else "user_id",
+           columns[1]: "str" if string_ids else "item_id", columns[2]: "float"}
   if len(columns) == 4:
     kinds[columns[3]] = "int"
   values, line = parse_table(data, path, layout, kinds)

@@ -142,7 +142,8 @@ CASES = [
     Case("non_ascii_digit_rating", lambda c: load_csv("arabic_digit_rating.csv"),
          DataFormatError, "arabic_digit_rating.csv", 3, "expected a finite number in field 3"),
     Case("fractional_id", lambda c: load_csv("fractional_id.csv"),
-         DataFormatError, "fractional_id.csv", 2, "expected an integer in field 1, got '1.5'"),
+         DataFormatError, "fractional_id.csv", 2,
+         "expected an integer user id in field 1, got '1.5'"),
     Case("stray_quote", lambda c: readers.read_ratings(bad("stray_quote.csv")),
          DataFormatError, "stray_quote.csv", 3, "quoted field may not hold the delimiter"),
     Case("unknown_header", lambda c: readers.read_ratings(bad("unknown_header.csv")),
@@ -416,7 +417,7 @@ def test_no_warning_leaks_from_a_bad_integer(tmp_path):
     warnings.simplefilter("error")
     with pytest.raises(DataFormatError) as err:
       readers.read_ratings(path)
-  assert str(err.value).startswith(f"{path}:2: expected an integer in field 1")
+  assert str(err.value).startswith(f"{path}:2: expected an integer user id in field 1")
 
 
 # ----------------------------------------------------------------------------------------
