@@ -352,14 +352,68 @@ def _find_and_read(spec: DatasetSpec, path: str | None, allow_download: bool,
   return read_layout(layout, paths, duplicates), paths[0]
 
 
-def _check_scale(raw: text.RawRatings, scale: tuple[float, float]) -> None:
+_WIDEN = "--config.data.rating_min and --config.data.rating_max"
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(raw: text.RawRatings) -> None:
+  """Ratings are stored as float32: one beyond its range would become infinite."""
+  bad = np.abs(raw.rating) > _FLOAT32_MAX
+  if bad.any():
+    k = int(np.argmax(bad))
+    path, line = raw.where(k)
+    raise DataFormatError(path, line, f"expected a rating within +-{_FLOAT32_MAX:.4g} "
+                          f"(ratings are stored as float32), got {raw.rating[k]:g}")
+
+
+def _check_scale(raw: text.RawRatings, scale: tuple[float, float], origin: str) -> None:
+  """DataFormatError at the first rating outside `scale` (`origin`: where it came from)."""
   lo, hi = scale
   bad = (raw.rating < lo) | (raw.rating > hi)
   if bad.any():
     k = int(np.argmax(bad))
     path, line = raw.where(k)
     raise DataFormatError(path, line, f"expected a rating in [{lo:g}, {hi:g}], got "
-                          f"{raw.rating[k]:g}")
+                          f"{raw.rating[k]:g}; the scale is {origin} (widen it "
+                          f"deliberately with {_WIDEN})")
+
+
+def rating_scale(spec: DatasetSpec, train: text.RawRatings, rating_min, rating_max
+                 ) -> tuple[tuple[float, float], str]:
+  """The rating scale and where it comes from, for messages.
+
+  Each bound is the config's (`data.rating_min`/`rating_max`) when set, else the data
+  set's fixed scale, else the lowest/highest rating of the training file(s): never of
+  a predefined test file, whose ratings must fit the scale the model is trained on.
+  """
+  observed = spec.rating_scale is None
+  if observed:
+    origin = f"the range of the training ratings in {', '.join(train.paths)}"
+  else:
+    origin = f"the {spec.name} rating scale"
+  if rating_min is not None and rating_max is not None:
+    origin = "set by data.rating_min and data.rating_max"
+  elif rating_min is not None or rating_max is not None:
+    which = "data.rating_min" if rating_min is not None else "data.rating_max"
+    origin = f"{origin} with {which} from the config"
+  if observed:
+    lo, hi = float(train.rating.min()), float(train.rating.max())
+  else:
+    lo, hi = spec.rating_scale
+  scale = (float(rating_min) if rating_min is not None else lo,
+           float(rating_max) if rating_max is not None else hi)
+  if not scale[0] < scale[1]:
+    if observed and rating_min is None and rating_max is None:
+      n = len(train)
+      raise DataFormatError(", ".join(train.paths), None, f"expected ratings of at least "
+                            f"two values to take the rating scale from, got only "
+                            f"{lo:g} ({n} rating{'s' if n != 1 else ''}); set the scale "
+                            f"with {_WIDEN}")
+    raise DataConfigError(f"the rating scale [{scale[0]:g}, {scale[1]:g}] is empty; check "
+                          f"{_WIDEN}")
+  return scale, origin
 
 
 def _cross_duplicates(train: text.RawRatings, test: text.RawRatings) -> None:
@@ -443,19 +497,17 @@ def load(data_cfg) -> LoadedData:
   else:
     train, ratings_file = _find_and_read(spec, path, bool(opt("download", False)),
                                          duplicates)
+  _check_float32(train)
+  scale, origin = rating_scale(spec, train, opt("rating_min"), opt("rating_max"))
+  _check_scale(train, scale, origin)
   merged, is_test = train, None
   if test_path is not None:
     test = readers.read_ratings(test_path, duplicates=duplicates, **csv_options)
     _cross_duplicates(train, test)
+    _check_float32(test)
+    _check_scale(test, scale, origin)
     merged = text.concat([train, test])
     is_test = np.concatenate([np.zeros(len(train), bool), np.ones(len(test), bool)])
-  lo, hi = spec.rating_scale or (float(merged.rating.min()), float(merged.rating.max()))
-  scale = (float(opt("rating_min") if opt("rating_min") is not None else lo),
-           float(opt("rating_max") if opt("rating_max") is not None else hi))
-  if not scale[0] < scale[1]:
-    raise DataConfigError(f"the rating scale [{scale[0]:g}, {scale[1]:g}] is empty; "
-                          "check data.rating_min and data.rating_max")
-  _check_scale(merged, scale)
   return LoadedData(ratings=merged.to_ratings(), is_predefined_test=is_test,
                     rating_scale=scale, titles_path=_titles(spec, ratings_file),
                     files=_files_read(merged.paths))

@@ -340,6 +340,71 @@ def test_real_jester(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------
+# The rating scale comes from the training data, never from a predefined test file.
+
+
+def test_the_scale_is_taken_from_train_and_a_test_rating_outside_it_is_named(tmp_path):
+  train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+  train.write_text("1,10,2\n2,11,4\n3,10,3\n")
+  test.write_text("1,11,3\n2,10,9\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(csv_cfg(train, test))
+  assert str(err.value) == (
+      f"{test}:2: expected a rating in [2, 4], got 9; the scale is the range of the "
+      f"training ratings in {train} (widen it deliberately with "
+      "--config.data.rating_min and --config.data.rating_max)")
+  test.write_text("1,11,3\n2,10,2\n")
+  assert datasets.load(csv_cfg(train, test)).rating_scale == (2.0, 4.0)
+  test.write_text("1,11,1\n2,10,9\n")  # the flags widen it deliberately
+  loaded = datasets.load(csv_cfg(train, test, rating_min=1.0, rating_max=10.0))
+  assert loaded.rating_scale == (1.0, 10.0)
+
+
+def test_a_test_rating_can_not_widen_the_scale_on_one_side_either(tmp_path):
+  train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+  train.write_text("1,10,2\n2,11,4\n")
+  test.write_text("1,11,1\n")
+  with pytest.raises(DataFormatError, match="expected a rating in \\[2, 4\\], got 1"):
+    datasets.load(csv_cfg(train, test))
+  with pytest.raises(DataFormatError, match="expected a rating in \\[2, 5\\], got 1; the "
+                     "scale is the range of the training ratings in .* with "
+                     "data.rating_max from the config"):
+    datasets.load(csv_cfg(train, test, rating_max=5.0))
+  assert datasets.load(csv_cfg(train, test, rating_min=1.0)).rating_scale == (1.0, 4.0)
+
+
+def test_a_fixed_scale_names_its_data_set(tmp_path):
+  base, test = tmp_path / "u1.base", tmp_path / "u1.test"
+  base.write_text("1\t10\t5\t1\n2\t10\t4\t2\n")
+  test.write_text("1\t20\t6\t4\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(data_cfg(name="movielens_100k", path=str(base), test_path=str(test)))
+  assert str(err.value).startswith(f"{test}:1: expected a rating in [1, 5], got 6; the "
+                                   "scale is the movielens_100k rating scale (widen it")
+
+
+def test_training_ratings_of_one_value_give_no_scale(tmp_path):
+  train = tmp_path / "one.csv"
+  train.write_text("user,item,rating\n1,10,4\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(csv_cfg(train))
+  assert str(err.value) == (
+      f"{train}: expected ratings of at least two values to take the rating scale from, "
+      "got only 4 (1 rating); set the scale with --config.data.rating_min and "
+      "--config.data.rating_max")
+  assert datasets.load(csv_cfg(train, rating_min=1.0, rating_max=5.0)).ratings.num_ratings == 1
+
+
+def test_a_rating_beyond_float32_is_refused(tmp_path):
+  train = tmp_path / "big.csv"
+  train.write_text("1,10,4\n2,11,1e300\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(csv_cfg(train))
+  assert str(err.value) == (f"{train}:2: expected a rating within +-3.403e+38 (ratings are "
+                            "stored as float32), got 1e+300")
+
+
+# ----------------------------------------------------------------------------------------
 # Special files as data.path, or in a searched folder.
 
 
