@@ -181,7 +181,8 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
     if member is not None:
       raise DataFormatError(path, None, f"expected a zip archive holding {member}, got a "
                             "file that is not a zip")
-    data = head + read_from(f, path)
+    f.seek(0)
+    data = read_from(f, path)  # in one piece: `head + rest` would copy the whole file
   if head.startswith(b"\x1f\x8b"):
     try:
       data = gzip.decompress(data)
@@ -435,8 +436,6 @@ def _scan(buf: bytes, delimiter: str, columns: Sequence[int] = (), body_start: i
       first = np.searchsorted(bounds, starts)
       n = np.searchsorted(bounds, ends) - first
       blank.append(n == 0)
-      field_start = lambda c: bounds[np.minimum(first + c, len(bounds) - 1)]
-      field_end = lambda c: field_start(c + 1)
     else:
       cr = (ends > starts) & (chunk[np.maximum(ends - 1, 0)] == 13)
       ends = ends - cr
@@ -444,9 +443,6 @@ def _scan(buf: bytes, delimiter: str, columns: Sequence[int] = (), body_start: i
       first = np.searchsorted(bounds, starts)
       n = np.searchsorted(bounds, ends) - first + 1
       blank.append(ends == starts)
-      field_start = lambda c: (starts if c == 0 else
-                               bounds[np.minimum(first + c - 1, len(bounds) - 1)] + 1)
-      field_end = lambda c: bounds[np.minimum(first + c, len(bounds) - 1)]
     fields.append(n.astype(np.int32))
     if columns and len(bounds):
       body = starts + pos >= body_start
@@ -457,8 +453,7 @@ def _scan(buf: bytes, delimiter: str, columns: Sequence[int] = (), body_start: i
           mask |= chunk == m
         at = np.flatnonzero(mask)
       for c in columns:
-        lo = field_start(c)
-        hi = np.where(n > c + 1, field_end(c), ends)
+        lo, hi = _field_spans(c, delimiter == WHITESPACE, bounds, first, n, starts, ends)
         use = body & (n > c)
         if at is None:
           stats[c] = max(stats[c], int(np.max(hi - lo, where=use, initial=0)))
@@ -467,6 +462,21 @@ def _scan(buf: bytes, delimiter: str, columns: Sequence[int] = (), body_start: i
               use & (np.searchsorted(at, hi) > np.searchsorted(at, lo))))
     pos = end
   return np.concatenate(fields), np.concatenate(blank), stats
+
+
+def _field_spans(c: int, whitespace: bool, bounds: np.ndarray, first: np.ndarray,
+                 n: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+  """[lo, hi) byte offsets of field `c` on each line of a `_scan` chunk, where the line
+  has more than `c` fields. `bounds` are the token starts (whitespace) or the
+  delimiters, `first` each line's first bound, `n` its number of fields."""
+  last = len(bounds) - 1
+  if whitespace:
+    lo = bounds[np.minimum(first + c, last)]
+    after = bounds[np.minimum(first + c + 1, last)]  # the next token's start
+  else:
+    lo = starts if c == 0 else bounds[np.minimum(first + c - 1, last)] + 1
+    after = bounds[np.minimum(first + c, last)]  # the delimiter after the field
+  return lo, np.where(n > c + 1, after, ends)
 
 
 def _single_byte(data: bytes, delimiter: str) -> tuple[bytes | None, str]:
@@ -483,7 +493,6 @@ def _single_byte(data: bytes, delimiter: str) -> tuple[bytes | None, str]:
 # integers (timestamps), finite floats. What a message says each must be.
 KINDS = {"user_id": "an integer user id", "item_id": "an integer item id",
          "str": "a non-empty id", "int": "an integer", "float": "a finite number"}
-_INTEGER_KINDS = ("user_id", "item_id", "int")
 
 
 def parse_table(data: bytes, path: str, layout: Layout,
@@ -546,19 +555,24 @@ def _parse_fast(data, layout, kinds):
   Integer ids must come out exactly as written. pandas parses an int64 column exactly
   from integer text, but through a float64 when any field of the column is written as
   a float (`12.0`), and then distinct large ids can round to one. Such a column is read
-  again as text and converted by `exact_integer` (once per distinct value). A column
-  needs no second look when all its fields are at most 15 bytes long and its values at
-  most 2**53 (texts that short parse exactly even as floats), or else when none of its
-  fields holds a '.', 'e' or 'E' (then pandas parsed integer text).
+  again as text and converted by `exact_integer` (once per distinct value). The checks
+  cost nothing when no line after the header holds a '.', 'e' or 'E' (MovieLens
+  ratings.dat and u.data); otherwise a column needs no second look when all its
+  fields are at most 15 bytes long and its values at most 2**53 (texts that short
+  parse exactly even as floats), or else when none of its fields holds such a byte
+  (then pandas parsed integer text).
   """
   buf, sep = _single_byte(data, layout.delimiter)
   if buf is None:
     return None
-  id_cols = [c for c in sorted(kinds) if kinds[c] in ("user_id", "item_id")]
   body_start = 0
   if layout.header_lines:
     nl = buf.find(b"\n")
     body_start = len(buf) if nl < 0 else nl + 1
+  marks = bytes(m for m in b".eE" if len(sep) != 1 or m != ord(sep))
+  id_cols = []
+  if any(buf.find(bytes([m]), body_start) >= 0 for m in marks):
+    id_cols = [c for c in sorted(kinds) if kinds[c] in ("user_id", "item_id")]
   num_fields, blank, longest = _scan(buf, sep, id_cols, body_start)
   body = slice(layout.header_lines, None)
   keep = ~blank[body]
@@ -586,18 +600,16 @@ def _parse_fast(data, layout, kinds):
     out[c] = values
   unsure = [c for c in id_cols if longest[c] > 15 or not _fits_float(out[c])]
   if unsure:
-    marks = bytes(m for m in b".eE" if len(sep) != 1 or m != ord(sep))
-    if any(buf.find(bytes([m]), body_start) >= 0 for m in marks):
-      _, _, floats = _scan(buf, sep, unsure, body_start, marks)
-      redo = [c for c in unsure if floats[c]]
-      if redo:
-        frame = _read_columns(buf, sep, layout, {c: str for c in redo})
-        if frame is None or len(frame) != len(lines):
+    _, _, floats = _scan(buf, sep, unsure, body_start, marks)
+    redo = [c for c in unsure if floats[c]]
+    if redo:
+      frame = _read_columns(buf, sep, layout, {c: str for c in redo})
+      if frame is None or len(frame) != len(lines):
+        return None
+      for c in redo:
+        out[c] = _exact_integers(frame[c].to_numpy(dtype=object))
+        if out[c] is None:
           return None
-        for c in redo:
-          out[c] = _exact_integers(frame[c].to_numpy(dtype=object))
-          if out[c] is None:
-            return None
   return out, lines
 
 

@@ -378,6 +378,12 @@ def test_an_id_written_as_a_float_keeps_the_large_ids_beside_it_exact(tmp_path, 
   assert raw.to_ratings().num_users == 4
 
 
+def test_short_float_written_ids_are_read_as_their_integers(tmp_path):
+  path = write(tmp_path, "r.csv", "user,item,rating\n12.0,1e3,4.5\n13,7.,3\n-2.0,+5,1\n")
+  raw = text.read_delimited(path)
+  assert raw.user.tolist() == [12, 13, -2] and raw.item.tolist() == [1000, 7, 5]
+
+
 def test_long_integer_ids_without_floats_stay_on_the_fast_path(tmp_path, monkeypatch):
   path = write(tmp_path, "r.csv", "u,i,r\n" + "".join(
       f"{2**62 + k},{k % 7},{k % 5 + 1}.5\n" for k in range(1000)))
