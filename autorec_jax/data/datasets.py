@@ -485,6 +485,10 @@ def load(data_cfg) -> LoadedData:
   if duplicates not in text.DUPLICATE_POLICIES:
     raise DataConfigError(f"data.duplicates={duplicates!r} must be one of "
                           f"{', '.join(text.DUPLICATE_POLICIES)}")
+  for key in ("path", "test_path"):
+    if opt(key) is not None and not str(opt(key)).strip():
+      raise DataConfigError(f"--config.data.{key}={opt(key)!r} is empty; give a file or "
+                            "folder, or leave it unset")
   path, test_path = (None if opt(k) is None else os.path.expanduser(opt(k))
                      for k in ("path", "test_path"))
   csv_options = {}

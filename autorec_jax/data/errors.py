@@ -99,20 +99,12 @@ def check_file(path, what: str = "file") -> os.stat_result:
     st = os.stat(path)
   except OSError as e:
     raise _os_error(path, e, what) from None
+  except ValueError:  # an embedded NUL character
+    raise DataNotFoundError(f"{path!r}: no such {what}: a path may not hold a NUL "
+                            "character") from None
   if not stat.S_ISREG(st.st_mode):
     raise DataAccessError(path, f"expected a {what}, got {_kind(st.st_mode)}")
   return st
-
-
-def check_dir(path) -> None:
-  """DataError unless `path` is (a link to) a folder."""
-  path = os.fspath(path)
-  try:
-    st = os.stat(path)
-  except OSError as e:
-    raise _os_error(path, e, "file or folder") from None
-  if not stat.S_ISDIR(st.st_mode):
-    raise DataAccessError(path, f"expected a folder, got {_kind(st.st_mode)}")
 
 
 def open_file(path, what: str = "file"):

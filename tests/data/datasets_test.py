@@ -432,3 +432,15 @@ def test_a_missing_or_looping_data_path(tmp_path):
   os.symlink(tmp_path / "loop", tmp_path / "loop")
   with pytest.raises(errors.DataAccessError, match="got a symbolic link loop"):
     datasets.load(data_cfg(path=str(tmp_path / "loop")))
+
+
+@pytest.mark.parametrize("key", ["path", "test_path"])
+def test_an_empty_path_is_a_config_error(tmp_path, key):
+  train = tmp_path / "r.csv"
+  train.write_text("1,10,2\n2,11,4\n")
+  cfg = csv_cfg(train)
+  cfg[key] = " "
+  with pytest.raises(datasets.DataConfigError) as err:
+    datasets.load(cfg)
+  assert str(err.value) == (f"--config.data.{key}=' ' is empty; give a file or folder, or "
+                            "leave it unset")
