@@ -1,7 +1,7 @@
 """Errors raised for bad or missing data, each naming the file (and line) at fault, and
 the file checks every reader opens its input through.
 
-`open_file`, `read_file`, `check_file` and `list_dir` turn what the operating system
+`open_file`, `read_from`, `read_file`, `check_file` and `list_dir` turn what the operating system
 says about a path into one of these errors with the real cause: a missing path or a
 dangling symbolic link (`DataNotFoundError`), a folder where a file is expected, a named
 pipe, socket or device, a symbolic link loop, or a file or folder this user may not read
@@ -133,14 +133,20 @@ def open_file(path, what: str = "file"):
     raise
 
 
+def read_from(f, path, size: int = -1, what: str = "file") -> bytes:
+  """`f.read(size)` of the file `path` opened by `open_file`; a read error (EIO on a
+  failing disk or mount) is a DataAccessError naming `path`."""
+  try:
+    return f.read(size)
+  except OSError as e:
+    raise _os_error(os.fspath(path), e, what) from None
+
+
 def read_file(path, what: str = "file") -> bytes:
   """The whole contents of a regular file (see `open_file`); read errors are DataErrors."""
   path = os.fspath(path)
   with open_file(path, what) as f:
-    try:
-      return f.read()
-    except OSError as e:
-      raise _os_error(path, e, what) from None
+    return read_from(f, path, what=what)
 
 
 def list_dir(path) -> list[str]:

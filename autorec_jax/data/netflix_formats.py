@@ -459,16 +459,8 @@ def _file_pieces(paths: Sequence[str], chunk_bytes: int) -> Iterator[_Piece]:
       yield _Piece(path, 1, errors.read_file(path), movie)
     else:
       with errors.open_file(path) as f:
-        yield from _combined_pieces(path, lambda size, f=f, path=path: _read_chunk(
-            f, path, size), chunk_bytes)
-
-
-def _read_chunk(f, path: str, size: int) -> bytes:
-  try:
-    return f.read(size)
-  except OSError as e:
-    raise errors.DataAccessError(path, f"expected a readable file, got a read error: "
-                                 f"{e.strerror or e}") from None
+        yield from _combined_pieces(
+            path, lambda size, f=f, path=path: errors.read_from(f, path, size), chunk_bytes)
 
 
 def _is_tar(path: str) -> bool:
@@ -500,7 +492,7 @@ def find_training_files(path) -> tuple[str, list[str]]:
                             "training_set/ folder or training_set.tar")
   errors.check_file(path, "file or folder")
   with errors.open_file(path) as f:
-    head = f.read(6)
+    head = errors.read_from(f, path, 6)
   if _is_tar(path):
     return "tar", [path]
   if (re.search(r"\.(tar|tgz|tbz2?|txz)(\.(gz|bz2|xz))?$", path.lower()) or

@@ -12,7 +12,9 @@ and picks the reader by name and content:
   (`jester.read_jester_matrix`); several `jester-data-N.xls` parts are concatenated.
 
 Every reader returns `text.RawRatings` (original ids and the line of each rating) with
-duplicate (user, item) pairs resolved per file.
+duplicate (user, item) pairs resolved per file. Where two files could be the ratings
+(two in a zip, two copies of one name in a folder) nothing is picked silently: the
+candidates are named and the user chooses.
 """
 
 from __future__ import annotations
@@ -92,15 +94,6 @@ def _candidates(names: list[str]) -> list[tuple[list[str], str]]:
     if hits:
       found.append((hits, kind))
   return found
-
-
-def _matches(names: list[str]) -> tuple[list[str], str] | None:
-  """The preferred official file(s) among `names` and "one"/"parts", or None."""
-  found = _candidates(names)
-  if not found:
-    return None
-  hits, kind = found[0]
-  return (hits if kind == "parts" else hits[:1]), kind
 
 
 def zip_ratings_members(path) -> tuple[list[str], str]:
@@ -224,4 +217,4 @@ def read_ratings(path, member: str | None = None, *, delimiter: str | None = Non
 
 def _is_zip(path: str) -> bool:
   with errors.open_file(path) as f:
-    return text.read_from(f, path, 4) in (b"PK\x03\x04", b"PK\x05\x06")
+    return errors.read_from(f, path, 4) in (b"PK\x03\x04", b"PK\x05\x06")

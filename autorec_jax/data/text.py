@@ -6,8 +6,11 @@ count), and pandas' C parser does the parsing. Pandas only *detects* trouble: wh
 line count, a field count, a dtype or a finite check fails, the file is rescanned in
 Python and the first bad line is reported as `DataFormatError(path, line, ...)`, with
 1-based line numbers that count the header. No pandas error ever reaches the caller.
-Files must be ASCII or UTF-8 text with LF or CRLF line ends: UTF-16, NUL bytes and
-lone-CR line ends are refused up front with their own message.
+Integer ids are exact: a column pandas had to read through a float64 is read again
+as text and checked by `exact_integer`, so no two ids written differently become one.
+Files must be ASCII or UTF-8 text with LF or CRLF line ends: UTF-16, NUL bytes,
+compressed or binary contents and lone-CR line ends are refused up front with their
+own message. Files are opened through `errors.open_file` (regular files only).
 
 Readers return `RawRatings` (original ids, the line each rating came from); its
 `to_ratings()` numbers the ids with `types.index_ratings`.
@@ -174,7 +177,7 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
   """
   path = os.fspath(path)
   with errors.open_file(path) as f:
-    head = read_from(f, path, 4)
+    head = errors.read_from(f, path, 4)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
       f.seek(0)
       return _read_zip_member(path, member, f)
@@ -182,7 +185,7 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
       raise DataFormatError(path, None, f"expected a zip archive holding {member}, got a "
                             "file that is not a zip")
     f.seek(0)
-    data = read_from(f, path)  # in one piece: `head + rest` would copy the whole file
+    data = errors.read_from(f, path)  # in one piece: `head + rest` would copy the whole file
   if head.startswith(b"\x1f\x8b"):
     try:
       data = gzip.decompress(data)
@@ -190,15 +193,6 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
       raise DataFormatError(path, None, f"expected a complete gzip file, got a truncated "
                             f"or corrupt one ({e})") from None
   return data, path
-
-
-def read_from(f, path: str, size: int = -1) -> bytes:
-  """`f.read(size)`, with a read error (EIO, ...) reported as a DataError naming `path`."""
-  try:
-    return f.read(size)
-  except OSError as e:
-    raise errors.DataAccessError(path, f"expected a readable file, got a read error: "
-                                 f"{e.strerror or e}") from None
 
 
 def _zip_names(zf: zipfile.ZipFile) -> list[str]:

@@ -372,5 +372,5 @@ def test_a_read_error_names_the_file(tmp_path, monkeypatch):
   monkeypatch.setattr(errors, "open_file", lambda p, what="file": Failing(real(p, what)))
   with pytest.raises(DataAccessError) as err:
     text.read_delimited(path)
-  assert str(err.value) == (f"{path}: expected a readable file, got a read error: "
-                            "Input/output error")
+  assert str(err.value) == (f"{path}: expected a readable file, got an error from the "
+                            "system: Input/output error (EIO)")
