@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from absl import logging
 
-from autorec_jax.data import jester, readers, text
+from autorec_jax.data import errors, jester, readers, text
 from autorec_jax.data.errors import DataError, DataFormatError, DataNotFoundError
 from autorec_jax.data.types import Ratings
 
@@ -221,7 +221,7 @@ def locate(spec: DatasetSpec, dirs) -> tuple[Layout, list[str]] | None:
   for d in dirs:
     for layout in spec.layouts:
       paths = [os.path.join(d, s.relpath) for s in layout.sources]
-      if all(os.path.isfile(p) for p in paths):
+      if all(errors.is_file_like(p) for p in paths):
         return layout, paths
   return None
 
@@ -323,10 +323,12 @@ def _file_names(spec: DatasetSpec) -> set[str]:
 def _find_and_read(spec: DatasetSpec, path: str | None, allow_download: bool,
                    duplicates: str) -> tuple[text.RawRatings, str]:
   """The dataset's ratings and the file they came from (downloading when allowed)."""
-  if path is not None and os.path.isfile(path):
-    return readers.read_ratings(path, duplicates=duplicates), path
   if path is not None and not os.path.isdir(path):
-    raise DataNotFoundError(f"{path}: no such file or folder (data.path for {spec.name})")
+    try:
+      errors.check_file(path, "file or folder")
+    except DataNotFoundError as e:
+      raise DataNotFoundError(f"{e} (data.path for {spec.name})") from None
+    return readers.read_ratings(path, duplicates=duplicates), path
   dirs = [path] if path is not None else search_dirs()
   found = locate(spec, dirs)
   if found is None and path is not None:
@@ -350,14 +352,68 @@ def _find_and_read(spec: DatasetSpec, path: str | None, allow_download: bool,
   return read_layout(layout, paths, duplicates), paths[0]
 
 
-def _check_scale(raw: text.RawRatings, scale: tuple[float, float]) -> None:
+_WIDEN = "--config.data.rating_min and --config.data.rating_max"
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(raw: text.RawRatings) -> None:
+  """Ratings are stored as float32: one beyond its range would become infinite."""
+  bad = np.abs(raw.rating) > _FLOAT32_MAX
+  if bad.any():
+    k = int(np.argmax(bad))
+    path, line = raw.where(k)
+    raise DataFormatError(path, line, f"expected a rating within +-{_FLOAT32_MAX:.4g} "
+                          f"(ratings are stored as float32), got {raw.rating[k]:g}")
+
+
+def _check_scale(raw: text.RawRatings, scale: tuple[float, float], origin: str) -> None:
+  """DataFormatError at the first rating outside `scale` (`origin`: where it came from)."""
   lo, hi = scale
   bad = (raw.rating < lo) | (raw.rating > hi)
   if bad.any():
     k = int(np.argmax(bad))
     path, line = raw.where(k)
     raise DataFormatError(path, line, f"expected a rating in [{lo:g}, {hi:g}], got "
-                          f"{raw.rating[k]:g}")
+                          f"{raw.rating[k]:g}; the scale is {origin} (widen it "
+                          f"deliberately with {_WIDEN})")
+
+
+def rating_scale(spec: DatasetSpec, train: text.RawRatings, rating_min, rating_max
+                 ) -> tuple[tuple[float, float], str]:
+  """The rating scale and where it comes from, for messages.
+
+  Each bound is the config's (`data.rating_min`/`rating_max`) when set, else the data
+  set's fixed scale, else the lowest/highest rating of the training file(s): never of
+  a predefined test file, whose ratings must fit the scale the model is trained on.
+  """
+  observed = spec.rating_scale is None
+  if observed:
+    origin = f"the range of the training ratings in {', '.join(train.paths)}"
+  else:
+    origin = f"the {spec.name} rating scale"
+  if rating_min is not None and rating_max is not None:
+    origin = "set by data.rating_min and data.rating_max"
+  elif rating_min is not None or rating_max is not None:
+    which = "data.rating_min" if rating_min is not None else "data.rating_max"
+    origin = f"{origin} with {which} from the config"
+  if observed:
+    lo, hi = float(train.rating.min()), float(train.rating.max())
+  else:
+    lo, hi = spec.rating_scale
+  scale = (float(rating_min) if rating_min is not None else lo,
+           float(rating_max) if rating_max is not None else hi)
+  if not scale[0] < scale[1]:
+    if observed and rating_min is None and rating_max is None:
+      n = len(train)
+      raise DataFormatError(", ".join(train.paths), None, f"expected ratings of at least "
+                            f"two values to take the rating scale from, got only "
+                            f"{lo:g} ({n} rating{'s' if n != 1 else ''}); set the scale "
+                            f"with {_WIDEN}")
+    raise DataConfigError(f"the rating scale [{scale[0]:g}, {scale[1]:g}] is empty; check "
+                          f"{_WIDEN}")
+  return scale, origin
 
 
 def _cross_duplicates(train: text.RawRatings, test: text.RawRatings) -> None:
@@ -429,6 +485,10 @@ def load(data_cfg) -> LoadedData:
   if duplicates not in text.DUPLICATE_POLICIES:
     raise DataConfigError(f"data.duplicates={duplicates!r} must be one of "
                           f"{', '.join(text.DUPLICATE_POLICIES)}")
+  for key in ("path", "test_path"):
+    if opt(key) is not None and not str(opt(key)).strip():
+      raise DataConfigError(f"--config.data.{key}={opt(key)!r} is empty; give a file or "
+                            "folder, or leave it unset")
   path, test_path = (None if opt(k) is None else os.path.expanduser(opt(k))
                      for k in ("path", "test_path"))
   csv_options = {}
@@ -441,19 +501,17 @@ def load(data_cfg) -> LoadedData:
   else:
     train, ratings_file = _find_and_read(spec, path, bool(opt("download", False)),
                                          duplicates)
+  _check_float32(train)
+  scale, origin = rating_scale(spec, train, opt("rating_min"), opt("rating_max"))
+  _check_scale(train, scale, origin)
   merged, is_test = train, None
   if test_path is not None:
     test = readers.read_ratings(test_path, duplicates=duplicates, **csv_options)
     _cross_duplicates(train, test)
+    _check_float32(test)
+    _check_scale(test, scale, origin)
     merged = text.concat([train, test])
     is_test = np.concatenate([np.zeros(len(train), bool), np.ones(len(test), bool)])
-  lo, hi = spec.rating_scale or (float(merged.rating.min()), float(merged.rating.max()))
-  scale = (float(opt("rating_min") if opt("rating_min") is not None else lo),
-           float(opt("rating_max") if opt("rating_max") is not None else hi))
-  if not scale[0] < scale[1]:
-    raise DataConfigError(f"the rating scale [{scale[0]:g}, {scale[1]:g}] is empty; "
-                          "check data.rating_min and data.rating_max")
-  _check_scale(merged, scale)
   return LoadedData(ratings=merged.to_ratings(), is_predefined_test=is_test,
                     rating_scale=scale, titles_path=_titles(spec, ratings_file),
                     files=_files_read(merged.paths))
@@ -490,7 +548,7 @@ def _load_netflix(opt) -> LoadedData:
   root = os.path.expanduser(root)
   split_dir = root if os.path.basename(os.path.normpath(root)) == split else os.path.join(
       root, split)
-  if not os.path.exists(os.path.join(split_dir, "ratings.npz")):
+  if not os.path.lexists(os.path.join(split_dir, "ratings.npz")):
     raise DataNotFoundError(
         f"no converted Netflix split in {split_dir} (expected {split_dir}/ratings.npz). "
         "The Netflix Prize data is not downloadable any more: convert your copy with "

@@ -91,10 +91,12 @@ def _read_mat(data: bytes, name: str) -> np.ndarray:
   elif len(names) == 1:
     key = names[0]
   else:
-    raise DataFormatError(name, None, f"expected a variable X, got {', '.join(names)}")
+    raise DataFormatError(name, None, f"expected a variable X, got "
+                          f"{', '.join(names) or 'no variables'}")
   x = variables[key]
-  if not np.issubdtype(x.dtype, np.number):
-    raise DataFormatError(name, None, f"expected a numeric matrix X, got {x.dtype}")
+  if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+    raise DataFormatError(name, None, f"expected a real numeric matrix {key}, got "
+                          f"{x.dtype}")
   return x
 
 

@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from autorec_jax.data import errors
 from autorec_jax.data import netflix_formats as formats
 from autorec_jax.data.errors import DataError, DataFormatError, DataNotFoundError
 from autorec_jax.data.netflix_formats import (MovieBlocks, MovieTitles, TrainingRatings,
@@ -215,12 +216,14 @@ def load_converted(split_dir) -> tuple[Ratings, np.ndarray]:
   missing and DataFormatError naming it when it is truncated or not a converted split.
   """
   path = os.path.join(os.fspath(split_dir), "ratings.npz")
-  if not os.path.isfile(path):
+  try:
+    f = errors.open_file(path)
+  except DataNotFoundError:
     raise DataNotFoundError(f"{path}: no converted Netflix split; make one with `python "
                             "-m autorec_jax.data.netflix --input=training_set.tar "
-                            "--output=DIR` and pass DIR/<split>")
+                            "--output=DIR` and pass DIR/<split>") from None
   try:
-    with np.load(path, allow_pickle=False) as z:
+    with f, np.load(f, allow_pickle=False) as z:
       missing = [k for k in NPZ_ARRAYS if k not in z.files]
       cols = {k: z[k] for k in NPZ_ARRAYS if k in z.files}
   except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:

@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from autorec_jax.data import errors
 from autorec_jax.data.errors import DataFormatError, DataNotFoundError
 
 MV_FILE = re.compile(r"mv_(\d+)\.txt")
@@ -421,8 +422,9 @@ def _mv_number(name: str) -> int | None:
 
 def _tar_pieces(path: str, chunk_bytes: int) -> Iterator[_Piece]:
   found, current = 0, None
+  raw = errors.open_file(path)
   try:
-    with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+    with raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
       for member in tar:
         current = member.name
         base = os.path.basename(member.name)
@@ -454,11 +456,11 @@ def _file_pieces(paths: Sequence[str], chunk_bytes: int) -> Iterator[_Piece]:
   for path in paths:
     movie = _mv_number(path)
     if movie is not None:
-      with open(path, "rb") as f:
-        yield _Piece(path, 1, f.read(), movie)
+      yield _Piece(path, 1, errors.read_file(path), movie)
     else:
-      with open(path, "rb") as f:
-        yield from _combined_pieces(path, f.read, chunk_bytes)
+      with errors.open_file(path) as f:
+        yield from _combined_pieces(
+            path, lambda size, f=f, path=path: errors.read_from(f, path, size), chunk_bytes)
 
 
 def _is_tar(path: str) -> bool:
@@ -477,23 +479,22 @@ def find_training_files(path) -> tuple[str, list[str]]:
   """
   path = os.fspath(path)
   if os.path.isdir(path):
-    names = sorted(os.listdir(path), key=_natural_key)
+    names = sorted(errors.list_dir(path), key=_natural_key)
     mv = [n for n in names if MV_FILE.fullmatch(n)]
     combined = [n for n in names if COMBINED_FILE.fullmatch(n)]
     if mv or combined:
       return "files", [os.path.join(path, n) for n in (mv or combined)]
     for sub in ("training_set", "training_set.tar"):
-      if os.path.exists(os.path.join(path, sub)):
+      if os.path.lexists(os.path.join(path, sub)):
         return find_training_files(os.path.join(path, sub))
     raise DataNotFoundError(f"{path}: no Netflix training data found; expected "
                             "mv_NNNNNNN.txt files, combined_data_N.txt files, a "
                             "training_set/ folder or training_set.tar")
-  if not os.path.isfile(path):
-    raise DataNotFoundError(f"{path}: no such file or folder")
+  errors.check_file(path, "file or folder")
+  with errors.open_file(path) as f:
+    head = errors.read_from(f, path, 6)
   if _is_tar(path):
     return "tar", [path]
-  with open(path, "rb") as f:
-    head = f.read(6)
   if (re.search(r"\.(tar|tgz|tbz2?|txz)(\.(gz|bz2|xz))?$", path.lower()) or
       head.startswith(_COMPRESSED_MAGIC)):
     raise DataFormatError(path, None, "expected a tar archive (or mv_/combined_data text "
@@ -505,7 +506,7 @@ def find_training_files(path) -> tuple[str, list[str]]:
 def training_pieces(path, chunk_bytes: int = 1 << 24) -> tuple[Iterator[_Piece], int]:
   """The input's pieces (whole blocks) and its size in bytes (bounds the rating count)."""
   kind, paths = find_training_files(path)
-  size = sum(os.path.getsize(p) for p in paths)
+  size = sum(errors.check_file(p).st_size for p in paths)
   if kind == "tar":
     return _tar_pieces(paths[0], chunk_bytes), size
   return _file_pieces(paths, chunk_bytes), size
@@ -517,10 +518,7 @@ def training_pieces(path, chunk_bytes: int = 1 << 24) -> tuple[Iterator[_Piece],
 
 def _read_blocks(path, kind: str) -> MovieBlocks:
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise DataNotFoundError(f"{path}: no such file")
-  with open(path, "rb") as f:
-    blocks = _Blocks([_Piece(path, 1, f.read())])
+  blocks = _Blocks([_Piece(path, 1, errors.read_file(path))])
   a, body = blocks.a, blocks.body
   s, e = blocks.starts[body], blocks.ends[body]
   customer = day = value = None
@@ -613,10 +611,7 @@ def read_movie_titles(path) -> MovieTitles:
   YearOfRelease may be NULL (stored as 0); titles keep any further commas.
   """
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise DataNotFoundError(f"{path}: no such file")
-  with open(path, "rb") as f:
-    data = f.read()
+  data = errors.read_file(path)
   _check_no_nul(data, path, encoding="ISO-8859-1")
   text = data.decode("iso-8859-1")  # never fails: every byte is a character
   movies, years, titles = [], [], []
@@ -629,11 +624,12 @@ def read_movie_titles(path) -> MovieTitles:
       raise DataFormatError(path, no, f"expected MovieID,YearOfRelease,Title, got "
                             f"{line[:120]!r}")
     movie, year, title = fields
-    if not (movie.isascii() and movie.isdigit()) or int(movie) > _MAX_INT32:
-      raise DataFormatError(path, no, f"expected an integer MovieID, got {movie!r}")
+    if (not (movie.isascii() and movie.isdigit()) or len(movie) > 10 or
+        int(movie) > _MAX_INT32):
+      raise DataFormatError(path, no, f"expected an integer MovieID, got {movie[:40]!r}")
     if year != "NULL" and not (year.isascii() and year.isdigit() and len(year) == 4):
       raise DataFormatError(path, no, f"expected a 4-digit YearOfRelease or NULL, got "
-                            f"{year!r}")
+                            f"{year[:40]!r}")
     movies.append(int(movie))
     years.append(0 if year == "NULL" else int(year))
     titles.append(title)

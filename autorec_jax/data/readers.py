@@ -12,7 +12,9 @@ and picks the reader by name and content:
   (`jester.read_jester_matrix`); several `jester-data-N.xls` parts are concatenated.
 
 Every reader returns `text.RawRatings` (original ids and the line of each rating) with
-duplicate (user, item) pairs resolved per file.
+duplicate (user, item) pairs resolved per file. Where two files could be the ratings
+(two in a zip, two copies of one name in a folder) nothing is picked silently: the
+candidates are named and the user chooses.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 
-from autorec_jax.data import jester, text
+from autorec_jax.data import errors, jester, text
 from autorec_jax.data.errors import DataFormatError, DataNotFoundError
 
 # Official ratings files by base name, most preferred first. "parts" files are all
@@ -82,40 +84,83 @@ def _base(name: str) -> str:
   return os.path.basename(name.rstrip("/"))
 
 
-def _matches(names: list[str]) -> tuple[list[str], str] | None:
-  """The preferred official file(s) among `names` and "one"/"parts", or None."""
+def _candidates(names: list[str]) -> list[tuple[list[str], str]]:
+  """The official ratings files among `names`, most preferred pattern first: per
+  pattern that matches, (the matching names sorted, "one" or "parts")."""
   names = [n for n in names if "__MACOSX/" not in n]
+  found = []
   for pattern, kind in _KNOWN:
-    found = sorted(n for n in names if re.fullmatch(pattern, _base(n)))
-    if found:
-      return (found if kind == "parts" else found[:1]), kind
-  return None
+    hits = sorted(n for n in names if re.fullmatch(pattern, _base(n)))
+    if hits:
+      found.append((hits, kind))
+  return found
+
+
+def zip_ratings_members(path) -> tuple[list[str], str]:
+  """The ratings file(s) inside a zip and "one" or "parts" (Jester dataset 1 parts).
+
+  The zip must hold exactly one official ratings file (ratings.dat, ratings.csv,
+  u.data, ...; or the parts of one Jester dataset), or exactly one file of any name:
+  with two candidates nothing tells which is meant, so both are named and the zip is
+  refused rather than one picked silently.
+  """
+  path = os.fspath(path)
+  names = text.zip_members(path)
+  if not names:
+    raise DataFormatError(path, None, "expected a ratings file in the zip, got an archive "
+                          "that holds no files")
+  if "[Content_Types].xml" in names:
+    raise DataFormatError(path, None, "expected ratings as text (plain, .gz or .zip), got "
+                          "an Office document (an Excel .xlsx workbook?); save the sheet "
+                          "as CSV")
+  found = _candidates(names)
+  if len(found) == 1 and (found[0][1] == "parts" or len(found[0][0]) == 1):
+    return found[0]
+  if found:
+    hits = [n for group, _ in found for n in group]
+    raise DataFormatError(path, None, f"expected one ratings file in the zip, got "
+                          f"{len(hits)}: {text.shown_names(hits)}; unzip the one to read "
+                          "and pass it as the data path (--config.data.path=FILE)")
+  if len(names) == 1:
+    return names, "one"
+  raise DataFormatError(path, None, f"expected a ratings file in the zip (ratings.dat, "
+                        f"ratings.csv, u.data, jester-data-N.xls) or a zip of one file, got "
+                        f"{len(names)} files: {text.shown_names(names)}; unzip the one to "
+                        "read and pass it as the data path (--config.data.path=FILE)")
 
 
 def pick_zip_member(path) -> str:
-  """The ratings file inside an official zip (or its only file)."""
-  names = text.zip_members(path)
-  match = _matches(names)
-  if match is not None:
-    return match[0][0]
-  if len(names) == 1:
-    return names[0]
-  raise DataFormatError(path, None, f"expected a ratings file in the zip (ratings.dat, "
-                        f"ratings.csv, u.data, jester-data-N.xls), got "
-                        f"{', '.join(names[:8])}")
+  """The one ratings file inside a zip (see `zip_ratings_members`)."""
+  members, kind = zip_ratings_members(path)
+  if len(members) != 1:
+    raise DataFormatError(path, None, f"expected one ratings file in the zip, got the "
+                          f"{len(members)} parts {text.shown_names(members)}")
+  return members[0]
 
 
 def find_in_dir(directory) -> list[str]:
-  """Paths of the official ratings file(s) in a folder, or DataNotFoundError."""
+  """Paths of the official ratings file(s) in a folder, or DataNotFoundError.
+
+  Entries that are not folders count even when they are not regular files (a named
+  pipe, a broken link), so that reading them reports why instead of searching on. Of
+  several official names the most preferred is read (originals before derived copies);
+  two files of one preference (`ratings.dat` and `ratings.dat.gz`) are refused.
+  """
   directory = os.fspath(directory)
-  names = [n for n in os.listdir(directory) if os.path.isfile(os.path.join(directory, n))]
-  match = _matches(names)
-  if match is None:
+  names = [n for n in errors.list_dir(directory)
+           if errors.is_file_like(os.path.join(directory, n))]
+  found = _candidates(names)
+  if not found:
     raise DataNotFoundError(
         f"{directory}: no ratings file found; expected one of ratings.dat, ratings.csv, "
         "u.data, jester-data-N.xls, jester*.mat, ratings_no_timestamps.csv.gz, "
         "ml-*.zip (or pass the file itself)")
-  return [os.path.join(directory, n) for n in match[0]]
+  hits, kind = found[0]
+  if kind == "one" and len(hits) > 1:
+    raise DataFormatError(directory, None, f"expected one ratings file in the folder, got "
+                          f"{', '.join(hits)}; pass the one to read as the data path "
+                          "(--config.data.path=FILE)")
+  return [os.path.join(directory, n) for n in hits]
 
 
 def read_ratings(path, member: str | None = None, *, delimiter: str | None = None,
@@ -125,11 +170,17 @@ def read_ratings(path, member: str | None = None, *, delimiter: str | None = Non
 
   Args:
     path: file, archive or folder.
-    member: file inside a zip; None picks the official ratings file.
+    member: file inside a zip; None picks the official ratings file (see
+      `zip_ratings_members`; the parts of Jester dataset 1 in one zip are all read).
     delimiter, header, columns, string_ids: generic text settings (see
       `text.read_delimited`). When any is set, text files skip the official-name
       readers and are read with exactly these settings.
     duplicates: "error", "keep_last" or "mean" for repeated (user, item) pairs.
+
+  Raises:
+    DataNotFoundError: `path` does not exist (or is a broken link).
+    DataAccessError: `path` is not a regular file or folder, or cannot be read.
+    DataFormatError: the contents are malformed.
   """
   path = os.fspath(path)
   if os.path.isdir(path):
@@ -139,10 +190,12 @@ def read_ratings(path, member: str | None = None, *, delimiter: str | None = Non
       parts = [(p, pick_zip_member(p) if p.endswith(".zip") else None) for p in found]
       return jester.read_jester_parts(parts)
     path = found[0]
-  if not os.path.isfile(path):
-    raise DataNotFoundError(f"{path}: no such file or folder")
+  errors.check_file(path, "file or folder")
   if member is None and _is_zip(path):
-    member = pick_zip_member(path)
+    members, kind = zip_ratings_members(path)
+    if kind == "parts" and len(members) > 1:
+      return jester.read_jester_parts([(path, m) for m in members])
+    member = members[0]
   base = _base(member or path).lower()
   base = base[:-3] if base.endswith(".gz") else base
   if base.endswith((".mat", ".xls")):
@@ -163,5 +216,5 @@ def read_ratings(path, member: str | None = None, *, delimiter: str | None = Non
 
 
 def _is_zip(path: str) -> bool:
-  with open(path, "rb") as f:
-    return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+  with errors.open_file(path) as f:
+    return errors.read_from(f, path, 4) in (b"PK\x03\x04", b"PK\x05\x06")

@@ -6,8 +6,11 @@ count), and pandas' C parser does the parsing. Pandas only *detects* trouble: wh
 line count, a field count, a dtype or a finite check fails, the file is rescanned in
 Python and the first bad line is reported as `DataFormatError(path, line, ...)`, with
 1-based line numbers that count the header. No pandas error ever reaches the caller.
-Files must be ASCII or UTF-8 text with LF or CRLF line ends: UTF-16, NUL bytes and
-lone-CR line ends are refused up front with their own message.
+Integer ids are exact: a column pandas had to read through a float64 is read again
+as text and checked by `exact_integer`, so no two ids written differently become one.
+Files must be ASCII or UTF-8 text with LF or CRLF line ends: UTF-16, NUL bytes,
+compressed or binary contents and lone-CR line ends are refused up front with their
+own message. Files are opened through `errors.open_file` (regular files only).
 
 Readers return `RawRatings` (original ids, the line each rating came from); its
 `to_ratings()` numbers the ids with `types.index_ratings`.
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import decimal
 import gzip
 import io
 import math
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -28,8 +33,10 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from absl import logging
 
-from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data import errors
+from autorec_jax.data.errors import DataFormatError
 from autorec_jax.data.types import Ratings, index_ratings
 
 DUPLICATE_POLICIES = ("error", "keep_last", "mean")
@@ -117,9 +124,10 @@ def concat(parts: Sequence[RawRatings]) -> RawRatings:
 def resolve_duplicates(raw: RawRatings, policy: str) -> RawRatings:
   """Applies the duplicate (user, item) policy.
 
-  "error" raises DataFormatError at the second occurrence of the first repeated pair;
-  "keep_last" keeps each pair's last rating; "mean" averages a pair's ratings (keeping
-  the last occurrence's timestamp and line).
+  "error" raises DataFormatError at the second occurrence of the first repeated pair,
+  naming the flags that merge repeats instead; "keep_last" keeps each pair's last
+  rating; "mean" averages a pair's ratings (keeping the last occurrence's timestamp and
+  line). A merge logs one warning with the number of pairs merged.
   """
   if policy not in DUPLICATE_POLICIES:
     raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {policy!r}")
@@ -135,10 +143,19 @@ def resolve_duplicates(raw: RawRatings, policy: str) -> RawRatings:
     at = f"line {first_line}" if first_path == path else f"{first_path}:{first_line}"
     raise DataFormatError(
         path, line, f"expected each (user, item) pair once, got user {raw.user[k]} "
-        f"item {raw.item[k]} again (first at {at}); set duplicates to 'keep_last' or "
-        "'mean' to merge repeats")
+        f"item {raw.item[k]} again (first at {at}); to merge repeats pass "
+        "--config.data.duplicates=keep_last (the last rating) or "
+        "--config.data.duplicates=mean (their mean)")
+  last_of_pair = ~frame.duplicated(keep="last").to_numpy()
+  num_pairs = int(np.count_nonzero(last_of_pair & frame.duplicated(keep=False).to_numpy()))
+  num_dropped = int(np.count_nonzero(dup))
+  how = ("kept the last rating of each" if policy == "keep_last" else
+         "replaced each by the mean of its ratings")
+  logging.warning("%s: %d (user, item) pairs occur more than once; data.duplicates=%s "
+                  "%s (%d ratings merged away)", ", ".join(raw.paths), num_pairs, policy,
+                  how, num_dropped)
   if policy == "keep_last":
-    return raw.subset(~frame.duplicated(keep="last").to_numpy())
+    return raw.subset(last_of_pair)
   group = frame.groupby(["u", "i"], sort=False).ngroup().to_numpy()
   num_groups = int(group.max()) + 1
   last = np.empty(num_groups, np.int64)
@@ -154,20 +171,21 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
   """The whole decompressed contents of a plain, .gz or .zip file, and its display name.
 
   Gzip and zip are recognised by their magic bytes. A zip needs `member` unless it holds
-  exactly one file. Truncated or corrupt archives raise DataFormatError naming the file.
+  exactly one file. The path must be a regular file (see `errors.open_file`: a folder, a
+  named pipe, a link loop or an unreadable file is refused with its cause). Truncated
+  or corrupt archives raise DataFormatError naming the file.
   """
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise DataNotFoundError(f"{path}: no such file")
-  with open(path, "rb") as f:
-    head = f.read(4)
-  if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-    return _read_zip_member(path, member)
-  if member is not None:
-    raise DataFormatError(path, None, f"expected a zip archive holding {member}, got a "
-                          "file that is not a zip")
-  with open(path, "rb") as f:
-    data = f.read()
+  with errors.open_file(path) as f:
+    head = errors.read_from(f, path, 4)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+      f.seek(0)
+      return _read_zip_member(path, member, f)
+    if member is not None:
+      raise DataFormatError(path, None, f"expected a zip archive holding {member}, got a "
+                            "file that is not a zip")
+    f.seek(0)
+    data = errors.read_from(f, path)  # in one piece: `head + rest` would copy the whole file
   if head.startswith(b"\x1f\x8b"):
     try:
       data = gzip.decompress(data)
@@ -177,34 +195,59 @@ def read_bytes(path, member: str | None = None) -> tuple[bytes, str]:
   return data, path
 
 
+def _zip_names(zf: zipfile.ZipFile) -> list[str]:
+  return [n for n in zf.namelist() if not n.endswith("/")]
+
+
 def zip_members(path) -> list[str]:
   """Names of the files (not folders) in a zip archive."""
+  path = os.fspath(path)
+  with errors.open_file(path) as f:
+    try:
+      with zipfile.ZipFile(f) as zf:
+        return _zip_names(zf)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+      raise DataFormatError(path, None, f"expected a complete zip archive, got a "
+                            f"truncated or corrupt one ({e})") from None
+
+
+def shown_names(names: Sequence[str], limit: int = 8) -> str:
+  """`names` for a message: the first `limit`, then how many more."""
+  more = f" and {len(names) - limit} more" if len(names) > limit else ""
+  return ", ".join(names[:limit]) + more
+
+
+def _read_zip_member(path: str, member: str | None, f) -> tuple[bytes, str]:
+  """The (gunzipped) contents of one member of the zip open as `f`, and its name."""
   try:
-    with zipfile.ZipFile(path) as zf:
-      return [n for n in zf.namelist() if not n.endswith("/")]
-  except (zipfile.BadZipFile, OSError, EOFError) as e:
+    zf = zipfile.ZipFile(f)
+  except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
     raise DataFormatError(path, None, f"expected a complete zip archive, got a truncated "
                           f"or corrupt one ({e})") from None
-
-
-def _read_zip_member(path: str, member: str | None) -> tuple[bytes, str]:
-  names = zip_members(path)
-  if member is None:
-    if len(names) != 1:
-      raise DataFormatError(path, None, f"expected one file in the zip or a member name, "
-                            f"got {len(names)} files: {', '.join(names[:8])}")
-    member = names[0]
-  if member not in names:
-    raise DataFormatError(path, None, f"expected a member {member!r} in the zip, got "
-                          f"{', '.join(names[:8])}")
-  name = f"{path}:{member}"
-  try:
-    with zipfile.ZipFile(path) as zf:
+  with zf:
+    names = _zip_names(zf)
+    if not names:
+      raise DataFormatError(path, None, "expected a ratings file in the zip, got an "
+                            "archive that holds no files")
+    if member is None:
+      if len(names) != 1:
+        raise DataFormatError(path, None, f"expected one file in the zip or a member "
+                              f"name, got {len(names)} files: {shown_names(names)}; unzip "
+                              "it and pass the ratings file itself")
+      member = names[0]
+    if member not in names:
+      raise DataFormatError(path, None, f"expected a member {member!r} in the zip, got "
+                            f"{shown_names(names)}")
+    name = f"{path}:{member}"
+    try:
       data = zf.read(member)
-  except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-    raise DataFormatError(name, None, f"expected a complete zip member, got a truncated "
-                          f"or corrupt one ({e})") from None
-  if member.endswith(".gz"):
+    except (NotImplementedError, RuntimeError) as e:  # encrypted, unknown compression
+      raise DataFormatError(name, None, f"expected a zip member stored or deflated without "
+                            f"a password, got one that cannot be unpacked ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as e:
+      raise DataFormatError(name, None, f"expected a complete zip member, got a truncated "
+                            f"or corrupt one ({e})") from None
+  if member.endswith(".gz") or data.startswith(b"\x1f\x8b"):
     try:
       data = gzip.decompress(data)
     except (EOFError, OSError, zlib.error) as e:
@@ -245,19 +288,42 @@ def split_fields(line: str, delimiter: str) -> list[str]:
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-def _check_text(head: bytes, path: str) -> None:
-  """Raises DataFormatError when the start of a file is not ASCII/UTF-8 text lines.
+# Magic numbers of binary files a ratings path may point at by mistake.
+_BINARY_MAGIC = ((b"\x1f\x8b", "gzip-compressed data (a file compressed twice?)"),
+                 (b"PK\x03\x04", "a zip archive (an .xlsx workbook, or a zip inside a "
+                                 "zip?)"),
+                 (b"BZh", "bzip2-compressed data; decompress it (bunzip2) first"),
+                 (b"\xfd7zXZ\x00", "xz-compressed data; decompress it (unxz) first"),
+                 (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive; unpack it first"),
+                 (b"(\xb5/\xfd", "zstd-compressed data; decompress it (unzstd) first"),
+                 (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook or other "
+                                                        "OLE file; save the sheet as CSV"),
+                 (b"PAR1", "a Parquet file; export it as CSV"),
+                 (b"\x93NUMPY", "a NumPy .npy array"),
+                 (b"MATLAB 5.0 MAT-file", "a MATLAB .mat file (name it *.mat to read "
+                                          "its matrix X)"),
+                 (b"\x89HDF", "an HDF5 file (MATLAB v7.3?); save it with -v7 or as CSV"))
+
+
+def _check_text(data: bytes, path: str) -> None:
+  """Raises DataFormatError when a file is not ASCII/UTF-8 text lines.
 
   Catches what would otherwise surface as a puzzling parse error further on: UTF-16
-  or UTF-32 text (a byte order mark, or NUL bytes between the characters), binary
-  files (NUL bytes), and lines separated by a lone carriage return (classic Mac OS).
+  or UTF-32 text (a byte order mark, or NUL bytes between the characters), compressed
+  or binary files (by their magic number, or a NUL byte anywhere in the file), and
+  lines separated by a lone carriage return (classic Mac OS).
   """
+  head = data[:1 << 16]
   if head.startswith(_UTF16_BOMS) or head.startswith(b"\x00\x00\xfe\xff"):
     raise DataFormatError(path, 1, "expected ASCII or UTF-8 text, got UTF-16 or UTF-32 "
                           "(the file starts with its byte order mark); save it as UTF-8")
-  nul = head.find(b"\x00")
+  for magic, what in _BINARY_MAGIC:
+    if head.startswith(magic):
+      raise DataFormatError(path, None, f"expected ratings as text (plain, .gz or .zip), "
+                            f"got {what}")
+  nul = data.find(b"\x00")
   if nul >= 0:
-    raise DataFormatError(path, head.count(b"\n", 0, nul) + 1, "expected ASCII or UTF-8 "
+    raise DataFormatError(path, data.count(b"\n", 0, nul) + 1, "expected ASCII or UTF-8 "
                           "text, got a NUL byte: UTF-16 text (save it as UTF-8) or a "
                           "binary file")
   if b"\n" not in head and b"\r" in head.rstrip(b"\r"):
@@ -288,8 +354,8 @@ def sniff(data: bytes, path: str, *, delimiter: str | None = None, header: str =
   delimiter = normalize_delimiter(delimiter)
   if not data.strip():
     raise DataFormatError(path, None, "expected ratings, got an empty file")
+  _check_text(data, path)
   head_bytes = data[:1 << 16]
-  _check_text(head_bytes, path)
   lines = [s.rstrip("\r") for s in head_bytes.decode("utf-8", "replace").split("\n")]
   if len(data) > len(head_bytes):
     lines.pop()  # possibly cut in the middle
@@ -336,9 +402,17 @@ def _usual_field_count(lines: list[str], delimiter: str) -> int:
   return first if counts[first] == most else counts.most_common(1)[0][0]
 
 
-def _scan(buf: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
-  """Per physical line: the number of fields (int32) and whether it is blank."""
+def _scan(buf: bytes, delimiter: str, columns: Sequence[int] = (), body_start: int = 0,
+          marks: bytes | None = None) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+  """Per physical line: the number of fields (int32) and whether it is blank; and per
+  column in `columns`, over the lines after byte `body_start`, the longest field in
+  bytes or, with `marks`, how many of its fields hold one of those bytes.
+
+  Field bounds come from the delimiters (for whitespace: the token starts), so a
+  field's length may count the spaces or quotes around it.
+  """
   fields, blank = [], []
+  stats = dict.fromkeys(columns, 0)
   a = np.frombuffer(buf, np.uint8)
   pos = 0
   while pos < len(a):
@@ -352,19 +426,51 @@ def _scan(buf: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     starts = np.concatenate(([0], nls + 1))[:len(ends)]
     if delimiter == WHITESPACE:
       ws = (chunk == 32) | (chunk == 9) | (chunk == 13) | (chunk == 10)
-      tokens = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))
-      n = np.searchsorted(tokens, ends) - np.searchsorted(tokens, starts)
+      bounds = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))  # token starts
+      first = np.searchsorted(bounds, starts)
+      n = np.searchsorted(bounds, ends) - first
       blank.append(n == 0)
-      fields.append(n.astype(np.int32))
     else:
       cr = (ends > starts) & (chunk[np.maximum(ends - 1, 0)] == 13)
       ends = ends - cr
-      hits = np.flatnonzero(chunk == ord(delimiter))
-      n = np.searchsorted(hits, ends) - np.searchsorted(hits, starts) + 1
+      bounds = np.flatnonzero(chunk == ord(delimiter))  # delimiters
+      first = np.searchsorted(bounds, starts)
+      n = np.searchsorted(bounds, ends) - first + 1
       blank.append(ends == starts)
-      fields.append(n.astype(np.int32))
+    fields.append(n.astype(np.int32))
+    if columns and len(bounds):
+      body = starts + pos >= body_start
+      at = None
+      if marks is not None:
+        mask = np.zeros(len(chunk), bool)
+        for m in marks:
+          mask |= chunk == m
+        at = np.flatnonzero(mask)
+      for c in columns:
+        lo, hi = _field_spans(c, delimiter == WHITESPACE, bounds, first, n, starts, ends)
+        use = body & (n > c)
+        if at is None:
+          stats[c] = max(stats[c], int(np.max(hi - lo, where=use, initial=0)))
+        else:
+          stats[c] += int(np.count_nonzero(
+              use & (np.searchsorted(at, hi) > np.searchsorted(at, lo))))
     pos = end
-  return np.concatenate(fields), np.concatenate(blank)
+  return np.concatenate(fields), np.concatenate(blank), stats
+
+
+def _field_spans(c: int, whitespace: bool, bounds: np.ndarray, first: np.ndarray,
+                 n: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+  """[lo, hi) byte offsets of field `c` on each line of a `_scan` chunk, where the line
+  has more than `c` fields. `bounds` are the token starts (whitespace) or the
+  delimiters, `first` each line's first bound, `n` its number of fields."""
+  last = len(bounds) - 1
+  if whitespace:
+    lo = bounds[np.minimum(first + c, last)]
+    after = bounds[np.minimum(first + c + 1, last)]  # the next token's start
+  else:
+    lo = starts if c == 0 else bounds[np.minimum(first + c - 1, last)] + 1
+    after = bounds[np.minimum(first + c, last)]  # the delimiter after the field
+  return lo, np.where(n > c + 1, after, ends)
 
 
 def _single_byte(data: bytes, delimiter: str) -> tuple[bytes | None, str]:
@@ -377,18 +483,27 @@ def _single_byte(data: bytes, delimiter: str) -> tuple[bytes | None, str]:
   return None, delimiter  # every candidate occurs: the line-by-line path decides
 
 
+# Field kinds of `parse_table`: integer ids (exact, see `exact_integer`), string ids,
+# integers (timestamps), finite floats. What a message says each must be.
+KINDS = {"user_id": "an integer user id", "item_id": "an integer item id",
+         "str": "a non-empty id", "int": "an integer", "float": "a finite number"}
+
+
 def parse_table(data: bytes, path: str, layout: Layout,
                 kinds: dict[int, str]) -> tuple[dict[int, np.ndarray], np.ndarray]:
-  """Parses the columns in `kinds` ("id", "str", "int" or "float") of every data line.
+  """Parses the columns in `kinds` (keys of `KINDS`) of every data line.
 
-  Every non-blank line after the header must have `layout.num_fields` fields; "id" and
-  "int" fields must be integers, "float" fields finite numbers, "str" fields non-empty.
+  Every non-blank line after the header must have `layout.num_fields` fields; integer
+  fields ("user_id", "item_id", "int") must hold exact integers (`exact_integer`),
+  "float" fields finite numbers, "str" fields non-empty text.
 
   Returns:
     ({column: values}, line_R) with int64 / float64 / object arrays and the 1-based
     line number (int32) of each row.
   """
-  for col in kinds:
+  for col, kind in kinds.items():
+    if kind not in KINDS:
+      raise ValueError(f"field kind must be one of {tuple(KINDS)}, got {kind!r}")
     if col >= layout.num_fields:
       raise DataFormatError(path, layout.header_lines + 1, f"expected at least "
                             f"{col + 1} fields (column {col} is used), got "
@@ -415,30 +530,54 @@ def _check_utf8(data: bytes, path: str) -> None:
                           "8-bit encoding?); save the file as UTF-8") from None
 
 
+def _read_columns(buf: bytes, sep: str, layout: Layout, dtype: dict):
+  """pandas' C parser on the columns `dtype` names; None when it refuses the data."""
+  try:
+    with warnings.catch_warnings():  # e.g. "invalid value in cast" on a bad integer
+      warnings.simplefilter("ignore", RuntimeWarning)
+      return pd.read_csv(io.BytesIO(buf), sep=r"\s+" if sep == WHITESPACE else sep,
+                         header=None, skiprows=layout.header_lines, usecols=sorted(dtype),
+                         dtype=dtype, engine="c", na_filter=False,
+                         skip_blank_lines=True, encoding_errors="surrogateescape")
+  except (ValueError, OverflowError, TypeError, UnicodeError, pd.errors.ParserError):
+    return None
+
+
 def _parse_fast(data, layout, kinds):
-  """pandas C-parser path; None whenever anything looks wrong (the slow path explains)."""
+  """pandas C-parser path; None whenever anything looks wrong (the slow path explains).
+
+  Integer ids must come out exactly as written. pandas parses an int64 column exactly
+  from integer text, but through a float64 when any field of the column is written as
+  a float (`12.0`), and then distinct large ids can round to one. Such a column is read
+  again as text and converted by `exact_integer` (once per distinct value). The checks
+  cost nothing when no line after the header holds a '.', 'e' or 'E' (MovieLens
+  ratings.dat and u.data); otherwise a column needs no second look when all its
+  fields are at most 15 bytes long and its values at most 2**53 (texts that short
+  parse exactly even as floats), or else when none of its fields holds such a byte
+  (then pandas parsed integer text).
+  """
   buf, sep = _single_byte(data, layout.delimiter)
   if buf is None:
     return None
-  num_fields, blank = _scan(buf, sep)
+  body_start = 0
+  if layout.header_lines:
+    nl = buf.find(b"\n")
+    body_start = len(buf) if nl < 0 else nl + 1
+  marks = bytes(m for m in b".eE" if len(sep) != 1 or m != ord(sep))
+  id_cols = []
+  if any(buf.find(bytes([m]), body_start) >= 0 for m in marks):
+    id_cols = [c for c in sorted(kinds) if kinds[c] in ("user_id", "item_id")]
+  num_fields, blank, longest = _scan(buf, sep, id_cols, body_start)
   body = slice(layout.header_lines, None)
   keep = ~blank[body]
   if not keep.any() or np.any(num_fields[body][keep] != layout.num_fields):
     return None
   lines = (np.flatnonzero(keep) + layout.header_lines + 1).astype(np.int32)
   cols = sorted(kinds)
-  dtype = {c: {"id": np.int64, "int": np.int64, "float": np.float64, "str": str}[kinds[c]]
-           for c in cols}
-  try:
-    with warnings.catch_warnings():  # e.g. "invalid value in cast" on a bad integer
-      warnings.simplefilter("ignore", RuntimeWarning)
-      frame = pd.read_csv(io.BytesIO(buf), sep=r"\s+" if sep == WHITESPACE else sep,
-                          header=None, skiprows=layout.header_lines, usecols=cols,
-                          dtype=dtype, engine="c", na_filter=False,
-                          skip_blank_lines=True, encoding_errors="surrogateescape")
-  except (ValueError, OverflowError, TypeError, UnicodeError, pd.errors.ParserError):
-    return None
-  if len(frame) != len(lines):
+  dtype = {c: {"user_id": np.int64, "item_id": np.int64, "int": np.int64,
+               "float": np.float64, "str": str}[kinds[c]] for c in cols}
+  frame = _read_columns(buf, sep, layout, dtype)
+  if frame is None or len(frame) != len(lines):
     return None
   out = {}
   for c in cols:
@@ -448,32 +587,102 @@ def _parse_fast(data, layout, kinds):
         return None
     else:
       values = frame[c].to_numpy()
+      if values.dtype != (np.float64 if kinds[c] == "float" else np.int64):
+        return None
       if kinds[c] == "float" and not np.all(np.isfinite(values)):
         return None
     out[c] = values
+  unsure = [c for c in id_cols if longest[c] > 15 or not _fits_float(out[c])]
+  if unsure:
+    _, _, floats = _scan(buf, sep, unsure, body_start, marks)
+    redo = [c for c in unsure if floats[c]]
+    if redo:
+      frame = _read_columns(buf, sep, layout, {c: str for c in redo})
+      if frame is None or len(frame) != len(lines):
+        return None
+      for c in redo:
+        out[c] = _exact_integers(frame[c].to_numpy(dtype=object))
+        if out[c] is None:
+          return None
   return out, lines
 
 
-def _check_field(text: str, kind: str) -> str | None:
-  """Why `text` is not a valid `kind` field, or None when it is."""
+def _fits_float(values: np.ndarray) -> bool:
+  """Whether every int64 value is at most 2**53 in magnitude."""
+  return not len(values) or (int(values.max()) <= EXACT_FLOAT_LIMIT and
+                             int(values.min()) >= -EXACT_FLOAT_LIMIT)
+
+
+def _exact_integers(texts: np.ndarray) -> np.ndarray | None:
+  """int64 values of integer fields given as text, or None if any is not exact."""
+  uniq, inverse = np.unique(texts.astype(str), return_inverse=True)
+  values = np.empty(len(uniq), np.int64)
+  for k, t in enumerate(uniq):
+    value, _ = exact_integer(t)
+    if value is None:
+      return None
+    values[k] = value
+  return values[inverse.ravel()]
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# Every integer up to 2**53 is a float64, so an id written as a float up to there lost
+# no digit on its way into the file; beyond, neighbouring ids may round to one float.
+EXACT_FLOAT_LIMIT = 2**53
+
+
+def exact_integer(text: str) -> tuple[int | None, str | None]:
+  """(value, None) for a field holding an integer exactly, else (None, why not).
+
+  Integers are read from their digits (up to int64). A number written as a float
+  (`12.0`, `1e3`) is accepted only when its decimal value is a whole number of at most
+  2**53 in magnitude, decided on the text with `decimal` (no rounding), so two
+  different texts never become one id: `1.0000000000000001`, `18014398509481985.0`
+  and `1e30` are refused. `why` is "syntax", "range" (beyond int64), "fraction" or
+  "float_limit" (a float beyond 2**53).
+  """
+  s = text.strip().strip('"')
+  if len(s) > 40:  # longer than any int64 or exact float text (and int()'s digit limit)
+    return None, "range" if _INT_TEXT.fullmatch(s) else "syntax"
+  if _INT_TEXT.fullmatch(s):
+    value = int(s)
+    return (value, None) if _INT64_MIN <= value <= _INT64_MAX else (None, "range")
+  if not _FLOAT_TEXT.fullmatch(s):
+    return None, "syntax"
+  d = decimal.Decimal(s)
+  if d.adjusted() > 16 or abs(d) > EXACT_FLOAT_LIMIT:
+    return None, "float_limit"
+  if d != d.to_integral_value():
+    return None, "fraction"
+  return int(d), None
+
+
+_NOTES = {"fraction": " (not a whole number)",
+          "float_limit": f" (a number written as a float is taken as an integer only up "
+                         f"to 2**53 = {EXACT_FLOAT_LIMIT}: beyond, floats lose digits; "
+                         "write it as an integer)"}
+
+
+def _check_field(text: str, kind: str) -> tuple[str, str] | None:
+  """None when `text` is a valid `kind` field, else (what was expected, a note on what
+  was found, maybe empty) for a message."""
   s = text.strip().strip('"')
   if kind == "str":
-    return None if s else "a non-empty id"
-  if not s.isascii() or "_" in s:  # Python's float() takes these, the C parser does not
-    return "a finite number" if kind == "float" else "an integer"
-  try:
-    v = float(s)
-  except ValueError:
-    v = None
+    return None if s else (KINDS[kind], "")
   if kind == "float":
-    return None if v is not None and math.isfinite(v) else "a finite number"
-  if v is None or not math.isfinite(v) or v != int(v):
-    return "an integer"
-  try:
-    iv = int(s)
-  except ValueError:
-    iv = int(v)
-  return None if _INT64_MIN <= iv <= _INT64_MAX else "an integer that fits in 64 bits"
+    if not s.isascii() or "_" in s:  # Python's float() takes these, the C parser not
+      return KINDS[kind], ""
+    try:
+      return None if math.isfinite(float(s)) else (KINDS[kind], "")
+    except ValueError:
+      return KINDS[kind], ""
+  value, why = exact_integer(text)
+  if value is not None:
+    return None
+  if why == "range":
+    return f"{KINDS[kind]} that fits in 64 bits", ""
+  return KINDS[kind], _NOTES.get(why, "")
 
 
 def _locate_error(data: bytes, path: str, layout: Layout, kinds: dict[int, str]) -> None:
@@ -491,10 +700,10 @@ def _locate_error(data: bytes, path: str, layout: Layout, kinds: dict[int, str])
       raise DataFormatError(path, no, f"expected {layout.num_fields} fields separated by "
                             f"{shown}, got {len(fields)}: {line[:120]!r}")
     for col, kind in sorted(kinds.items()):
-      why = _check_field(fields[col], kind)
-      if why is not None:
-        raise DataFormatError(path, no, f"expected {why} in field {col + 1}, got "
-                              f"{fields[col][:40]!r}: {line[:120]!r}")
+      bad = _check_field(fields[col], kind)
+      if bad is not None:
+        raise DataFormatError(path, no, f"expected {bad[0]} in field {col + 1}, got "
+                              f"{fields[col][:40]!r}{bad[1]}: {line[:120]!r}")
     if quoted is None and any(_stray_quote(f) for f in fields):
       quoted = (no, line)
     num_rows += 1
@@ -543,7 +752,6 @@ def read_delimited_bytes(data: bytes, path: str, *, delimiter: str | None = None
                          string_ids: bool = False, duplicates: str = "error",
                          layout: Layout | None = None) -> RawRatings:
   """`read_delimited` on contents already in memory (see there)."""
-  id_kind = "str" if string_ids else "id"
   if columns is not None:
     columns = tuple(int(c) for c in columns)
     if len(columns) not in (3, 4) or len(set(columns)) != len(columns) or min(columns) < 0:
@@ -571,7 +779,8 @@ def read_delimited_bytes(data: bytes, path: str, *, delimiter: str | None = None
                             f"(user, item, rating[, timestamp]), got {layout.num_fields}; "
                             "name the columns to use")
     columns = tuple(range(layout.num_fields))
-  kinds = {columns[0]: id_kind, columns[1]: id_kind, columns[2]: "float"}
+  kinds = {columns[0]: "str" if string_ids else "user_id",
+           columns[1]: "str" if string_ids else "item_id", columns[2]: "float"}
   if len(columns) == 4:
     kinds[columns[3]] = "int"
   values, line = parse_table(data, path, layout, kinds)

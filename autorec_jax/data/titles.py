@@ -22,7 +22,8 @@ import os
 import re
 from typing import Any, Iterable
 
-from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data import errors
+from autorec_jax.data.errors import DataFormatError
 
 _NETFLIX = re.compile(r"^\d+,(\d{4}|NULL),")
 
@@ -36,18 +37,16 @@ def _decode(raw: bytes) -> str:
 
 def _movie_id(path: str, line_no: int, value: str) -> int:
   value = value.strip()
-  if not (value.isascii() and value.isdigit()):
-    raise DataFormatError(path, line_no, f"expected an integer movie id, got {value!r}")
+  if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) >= 2**63:
+    raise DataFormatError(path, line_no, f"expected an integer movie id (below 2**63), "
+                          f"got {value[:40]!r}")
   return int(value)
 
 
 def read_titles(path: str | os.PathLike) -> dict[int, str]:
   """{movie id: title} from a MovieLens or Netflix title file (format sniffed)."""
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise DataNotFoundError(f"{path}: no such titles file")
-  with open(path, "rb") as f:
-    text = _decode(f.read())
+  text = _decode(errors.read_file(path, "titles file"))
   lines = text.splitlines()
   first = next((l for l in lines if l.strip()), None)
   if first is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import errno
 import importlib.util
 import math
 import os
@@ -32,9 +33,9 @@ import pytest
 from autorec_jax.artifacts import run_config
 from autorec_jax.config import checks as config_checks
 from autorec_jax.config import schema as config_schema
-from autorec_jax.data import datasets, jester, netflix_formats, readers
+from autorec_jax.data import datasets, jester, netflix_formats, readers, titles
 from autorec_jax.data.datasets import DataConfigError
-from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data.errors import DataAccessError, DataFormatError, DataNotFoundError
 from autorec_jax.runtime import parallel
 from autorec_jax.runtime import resources
 from autorec_jax.runtime import signals
@@ -55,6 +56,7 @@ make_corpus = _load_make_corpus()
 CORPUS = pathlib.Path(tempfile.mkdtemp(prefix="autorec_bad_inputs_"))
 atexit.register(shutil.rmtree, CORPUS, ignore_errors=True)
 make_corpus.build(CORPUS)
+make_corpus.build_special(CORPUS)
 
 
 def bad(rel: str) -> str:
@@ -110,6 +112,19 @@ def _missing_dataset(ctx):
     raise
 
 
+def _permission_denied(ctx):
+  """An unreadable file. Tests run as root, where chmod 000 does not stop reads, so the
+  open itself is refused as the system would refuse it."""
+  real_open, target = os.open, bad("valid.csv")
+
+  def refuse(path, *args, **kwargs):
+    if os.fspath(path) == target:
+      raise PermissionError(errno.EACCES, "Permission denied", target)
+    return real_open(path, *args, **kwargs)
+  ctx.monkeypatch.setattr(os, "open", refuse)
+  return load_csv("valid.csv")
+
+
 def _cli_config(**overrides):
   cfg = movielens_1m.get_config("tiny")
   for dotted, value in overrides.items():
@@ -141,8 +156,22 @@ CASES = [
          "expected 4 fields separated by ',', got 3"),
     Case("non_ascii_digit_rating", lambda c: load_csv("arabic_digit_rating.csv"),
          DataFormatError, "arabic_digit_rating.csv", 3, "expected a finite number in field 3"),
+    Case("float_id_beyond_2_53", lambda c: load_csv("float_id_beyond_2_53.csv"),
+         DataFormatError, "float_id_beyond_2_53.csv", 3,
+         "expected an integer user id in field 1, got '18014398509481985.0' (a number "
+         "written as a float is taken as an integer only up to 2**53"),
+    Case("float_id_lost_fraction", lambda c: load_csv("float_id_lost_fraction.csv"),
+         DataFormatError, "float_id_lost_fraction.csv", 3,
+         "expected an integer user id in field 1, got '1.0000000000000001' (not a whole "
+         "number)"),
+    Case("ratings_dat_float_item_id",
+         lambda c: datasets.load(data_cfg(name="movielens_1m",
+                                          path=bad("ml-1m_float_item_id/ratings.dat"))),
+         DataFormatError, "ml-1m_float_item_id/ratings.dat", 2,
+         "expected an integer item id in field 2, got '1e30'"),
     Case("fractional_id", lambda c: load_csv("fractional_id.csv"),
-         DataFormatError, "fractional_id.csv", 2, "expected an integer in field 1, got '1.5'"),
+         DataFormatError, "fractional_id.csv", 2,
+         "expected an integer user id in field 1, got '1.5'"),
     Case("stray_quote", lambda c: readers.read_ratings(bad("stray_quote.csv")),
          DataFormatError, "stray_quote.csv", 3, "quoted field may not hold the delimiter"),
     Case("unknown_header", lambda c: readers.read_ratings(bad("unknown_header.csv")),
@@ -158,10 +187,25 @@ CASES = [
          lambda c: datasets.load(data_cfg(name="movielens_100k",
                                           path=bad("ml-100k_rating_zero/u.data"))),
          DataFormatError, "ml-100k_rating_zero/u.data", 3, "expected a rating in [1, 5], got 0"),
+    Case("test_rating_outside_the_training_scale",
+         lambda c: load_csv("scale_train.csv", test_path=bad("scale_test.csv")),
+         DataFormatError, "scale_test.csv", 3,
+         f"expected a rating in [1, 4], got 5; the scale is the range of the training "
+         f"ratings in {bad('scale_train.csv')} (widen it deliberately with "
+         "--config.data.rating_min and --config.data.rating_max)"),
+    Case("one_rating_value", lambda c: load_csv("one_rating_value.csv"),
+         DataFormatError, "one_rating_value.csv", None,
+         "expected ratings of at least two values to take the rating scale from, got only "
+         "4 (2 ratings); set the scale with --config.data.rating_min"),
+    Case("rating_beyond_float32", lambda c: load_csv("float32_overflow_rating.csv"),
+         DataFormatError, "float32_overflow_rating.csv", 3,
+         "expected a rating within +-3.403e+38 (ratings are stored as float32), got 1e+300"),
     # Duplicates (the default policy; keep_last and mean are tested below).
     Case("duplicate_pair", lambda c: load_csv("duplicate_pair.csv"),
          DataFormatError, "duplicate_pair.csv", 4,
-         "got user 1 item 10 again (first at line 2); set duplicates to 'keep_last' or 'mean'"),
+         "got user 1 item 10 again (first at line 2); to merge repeats pass "
+         "--config.data.duplicates=keep_last (the last rating) or "
+         "--config.data.duplicates=mean (their mean)"),
     # Nothing to read.
     Case("empty_file", lambda c: load_csv("empty.csv"),
          DataFormatError, "empty.csv", None, "expected ratings, got an empty file"),
@@ -179,6 +223,16 @@ CASES = [
     Case("corrupt_zip_member", lambda c: load_csv("corrupt_member.zip"),
          DataFormatError, "corrupt_member.zip:ratings.csv", None,
          "expected a complete zip member"),
+    Case("zip_with_two_ratings_files", lambda c: load_csv("two_ratings_files.zip"),
+         DataFormatError, "two_ratings_files.zip", None,
+         "expected one ratings file in the zip, got 2: a/ratings.csv, b/ratings.csv; unzip "
+         "the one to read and pass it as the data path (--config.data.path=FILE)"),
+    Case("empty_zip", lambda c: load_csv("empty.zip"),
+         DataFormatError, "empty.zip", None,
+         "expected a ratings file in the zip, got an archive that holds no files"),
+    Case("bzip2_file", lambda c: load_csv("ratings.csv.bz2"),
+         DataFormatError, "ratings.csv.bz2", None,
+         "got bzip2-compressed data; decompress it (bunzip2) first"),
     Case("tar_cut_inside_a_member",
          lambda c: netflix_formats.read_training_set(
              bad("netflix_tar_cut_in_member/training_set.tar")),
@@ -314,6 +368,29 @@ CASES = [
          lambda c: datasets.load(data_cfg(name="netflix", path=bad("netflix_no_movie_line"))),
          DataNotFoundError, None, None, "convert your copy with `python -m "
          "autorec_jax.data.netflix"),
+    # Paths that are not regular files, or cannot be read.
+    Case("named_pipe_as_data_path", lambda c: load_csv("special/ratings_fifo.csv"),
+         DataAccessError, "special/ratings_fifo.csv", None,
+         "expected a file or folder, got a named pipe (FIFO)"),
+    Case("named_pipe_as_test_path",
+         lambda c: load_csv("valid.csv", test_path=bad("special/ratings_fifo.csv")),
+         DataAccessError, "special/ratings_fifo.csv", None,
+         "expected a file or folder, got a named pipe (FIFO)"),
+    Case("symbolic_link_loop", lambda c: load_csv("special/loop.csv"),
+         DataAccessError, "special/loop.csv", None,
+         "expected a file or folder, got a symbolic link loop"),
+    Case("dangling_symbolic_link", lambda c: load_csv("special/dangling.csv"),
+         DataNotFoundError, "special/dangling.csv", None,
+         "no such file or folder: it is a symbolic link to missing.csv, which does not "
+         "exist"),
+    Case("folder_as_a_ratings_file",
+         lambda c: readers.read_movielens_dat(bad("special/folder.csv")),
+         DataAccessError, "special/folder.csv", None, "expected a file, got a folder"),
+    Case("folder_as_a_titles_file", lambda c: titles.read_titles(bad("special/folder.csv")),
+         DataAccessError, "special/folder.csv", None, "expected a titles file, got a folder"),
+    Case("permission_denied", _permission_denied,
+         DataAccessError, "valid.csv", None,
+         "expected a readable file, got permission denied (EACCES)"),
     # Data config values.
     Case("unknown_data_name", lambda c: datasets.load(data_cfg(name="movielens_2m")),
          DataConfigError, None, None, "unknown dataset data.name='movielens_2m'"),
@@ -386,7 +463,7 @@ def test_bad_input_raises_its_exact_error_naming_file_and_line(case, ctx):
 def test_every_corpus_file_is_a_case():
   used = {c.file.split(":")[0] for c in CASES if c.file is not None}  # zip:member
   used |= {"duplicate_pair.csv", "jester_user_without_ratings.csv", "cross_train.csv",
-           "valid.csv"}
+           "valid.csv", "scale_train.csv"}
   on_disk = {str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file()}
   assert on_disk - used == set()
 
@@ -414,7 +491,7 @@ def test_no_warning_leaks_from_a_bad_integer(tmp_path):
     warnings.simplefilter("error")
     with pytest.raises(DataFormatError) as err:
       readers.read_ratings(path)
-  assert str(err.value).startswith(f"{path}:2: expected an integer in field 1")
+  assert str(err.value).startswith(f"{path}:2: expected an integer user id in field 1")
 
 
 # ----------------------------------------------------------------------------------------
@@ -483,7 +560,8 @@ def test_documented_training_messages_are_the_real_ones(tmp_path):
 
 def test_troubleshooting_covers_every_error_class():
   doc = (conftest.REPO / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
-  for phrase in ("DataFormatError", "DataNotFoundError", "DataConfigError", "ConfigError",
+  for phrase in ("DataFormatError", "DataNotFoundError", "DataAccessError",
+                 "DataConfigError", "ConfigError",
                  "became nan at epoch", "the model does not fit: about",
                  "holds a run with a different config", "interrupted: stopped by SIGTERM",
                  "data.download=True", "is not divisible by the"):
@@ -501,6 +579,10 @@ CLI_CASES = {
     "truncated_gzip": (["--config.data.name=csv",
                         f"--config.data.path={bad('truncated.csv.gz')}"], 1,
                        f"error: {bad('truncated.csv.gz')}: expected a complete gzip file"),
+    "named_pipe": (["--config.data.name=csv",
+                    f"--config.data.path={bad('special/ratings_fifo.csv')}"], 1,
+                   f"error: {bad('special/ratings_fifo.csv')}: expected a file or folder, got "
+                   "a named pipe (FIFO)"),
     "missing_dataset": (["--config.data.download=False"], 1,
                         "error: dataset movielens_1m not found: looked for"),
     "unknown_field": (["--config.optim.learnin_rate=0.1"], 2, 'Did you mean "learning_rate"'),

@@ -16,7 +16,7 @@ import pytest
 import scipy.io
 from ml_collections import config_dict
 
-from autorec_jax.data import datasets
+from autorec_jax.data import datasets, errors
 from autorec_jax.data.errors import DataError, DataFormatError, DataNotFoundError
 from tests import conftest
 from tests.data.jester_test import install_fake_xlrd, jester_matrix, xls_bytes
@@ -42,6 +42,12 @@ def data_cfg(**overrides) -> config_dict.ConfigDict:
   cfg.rating_max = config_dict.placeholder(float)
   cfg.update(overrides)
   return cfg
+
+
+def csv_cfg(train, test=None, **overrides):
+  """A data config for data.name=csv, the columns taken from the files."""
+  return data_cfg(name="csv", path=str(train), test_path=None if test is None else str(test),
+                  csv_columns=(), **overrides)
 
 
 @pytest.fixture(autouse=True)
@@ -331,3 +337,110 @@ def test_real_jester(monkeypatch):
   conftest.require_data("jester/dataset1-part3/jester3.mat")
   r = datasets.load(data_cfg(name="jester")).ratings
   assert (r.num_ratings, r.num_users, r.num_items) == (616_912, 24_938, 100)
+
+
+# ----------------------------------------------------------------------------------------
+# The rating scale comes from the training data, never from a predefined test file.
+
+
+def test_the_scale_is_taken_from_train_and_a_test_rating_outside_it_is_named(tmp_path):
+  train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+  train.write_text("1,10,2\n2,11,4\n3,10,3\n")
+  test.write_text("1,11,3\n2,10,9\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(csv_cfg(train, test))
+  assert str(err.value) == (
+      f"{test}:2: expected a rating in [2, 4], got 9; the scale is the range of the "
+      f"training ratings in {train} (widen it deliberately with "
+      "--config.data.rating_min and --config.data.rating_max)")
+  test.write_text("1,11,3\n2,10,2\n")
+  assert datasets.load(csv_cfg(train, test)).rating_scale == (2.0, 4.0)
+  test.write_text("1,11,1\n2,10,9\n")  # the flags widen it deliberately
+  loaded = datasets.load(csv_cfg(train, test, rating_min=1.0, rating_max=10.0))
+  assert loaded.rating_scale == (1.0, 10.0)
+
+
+def test_a_test_rating_can_not_widen_the_scale_on_one_side_either(tmp_path):
+  train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+  train.write_text("1,10,2\n2,11,4\n")
+  test.write_text("1,11,1\n")
+  with pytest.raises(DataFormatError, match="expected a rating in \\[2, 4\\], got 1"):
+    datasets.load(csv_cfg(train, test))
+  with pytest.raises(DataFormatError, match="expected a rating in \\[2, 5\\], got 1; the "
+                     "scale is the range of the training ratings in .* with "
+                     "data.rating_max from the config"):
+    datasets.load(csv_cfg(train, test, rating_max=5.0))
+  assert datasets.load(csv_cfg(train, test, rating_min=1.0)).rating_scale == (1.0, 4.0)
+
+
+def test_a_fixed_scale_names_its_data_set(tmp_path):
+  base, test = tmp_path / "u1.base", tmp_path / "u1.test"
+  base.write_text("1\t10\t5\t1\n2\t10\t4\t2\n")
+  test.write_text("1\t20\t6\t4\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(data_cfg(name="movielens_100k", path=str(base), test_path=str(test)))
+  assert str(err.value).startswith(f"{test}:1: expected a rating in [1, 5], got 6; the "
+                                   "scale is the movielens_100k rating scale (widen it")
+
+
+def test_training_ratings_of_one_value_give_no_scale(tmp_path):
+  train = tmp_path / "one.csv"
+  train.write_text("user,item,rating\n1,10,4\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(csv_cfg(train))
+  assert str(err.value) == (
+      f"{train}: expected ratings of at least two values to take the rating scale from, "
+      "got only 4 (1 rating); set the scale with --config.data.rating_min and "
+      "--config.data.rating_max")
+  assert datasets.load(csv_cfg(train, rating_min=1.0, rating_max=5.0)).ratings.num_ratings == 1
+
+
+def test_a_rating_beyond_float32_is_refused(tmp_path):
+  train = tmp_path / "big.csv"
+  train.write_text("1,10,4\n2,11,1e300\n")
+  with pytest.raises(DataFormatError) as err:
+    datasets.load(csv_cfg(train))
+  assert str(err.value) == (f"{train}:2: expected a rating within +-3.403e+38 (ratings are "
+                            "stored as float32), got 1e+300")
+
+
+# ----------------------------------------------------------------------------------------
+# Special files as data.path, or in a searched folder.
+
+
+def test_a_named_pipe_as_data_path_or_in_the_data_dir(tmp_path, monkeypatch):
+  fifo = tmp_path / "ratings.dat"
+  os.mkfifo(fifo)
+  for cfg in (data_cfg(path=str(fifo)), csv_cfg(fifo)):
+    with pytest.raises(errors.DataAccessError) as err:
+      datasets.load(cfg)
+    assert str(err.value) == f"{fifo}: expected a file or folder, got a named pipe (FIFO)"
+  root = tmp_path / "data"
+  (root / "ml-1m").mkdir(parents=True)
+  os.mkfifo(root / "ml-1m" / "ratings.dat")
+  monkeypatch.setenv(datasets.ENV_VAR, str(root))
+  with pytest.raises(errors.DataAccessError, match="ml-1m/ratings.dat: expected a file, "
+                     "got a named pipe"):
+    datasets.load(data_cfg())  # found and named, not passed over for "not found"
+
+
+def test_a_missing_or_looping_data_path(tmp_path):
+  with pytest.raises(DataNotFoundError) as err:
+    datasets.load(data_cfg(path=str(tmp_path / "nope.dat")))
+  assert str(err.value) == (f"{tmp_path / 'nope.dat'}: no such file or folder (data.path "
+                            "for movielens_1m)")
+  os.symlink(tmp_path / "loop", tmp_path / "loop")
+  with pytest.raises(errors.DataAccessError, match="got a symbolic link loop"):
+    datasets.load(data_cfg(path=str(tmp_path / "loop")))
+
+
+@pytest.mark.parametrize("key", ["path", "test_path"])
+def test_an_empty_path_is_a_config_error(tmp_path, key):
+  train = tmp_path / "r.csv"
+  train.write_text("1,10,2\n2,11,4\n")
+  cfg = csv_cfg(train)
+  cfg[key] = " "
+  with pytest.raises(datasets.DataConfigError) as err:
+    datasets.load(cfg)
+  assert str(err.value) == (f"--config.data.{key}=' ' is empty; give a file or folder, or "
+                            "leave it unset")

@@ -230,3 +230,17 @@ def test_parts_number_users_consecutively(tmp_path):
   check(raw.subset(np.arange(n_a, len(raw))), b, user_offset=3)
   assert raw.where(n_a) == (str(pb), 1)
   assert raw.to_ratings().num_users == 8
+
+
+def test_a_complex_or_empty_mat_file_is_refused(tmp_path):
+  path = tmp_path / "jester3.mat"
+  x = jester_matrix().astype(complex)
+  x[0, 1] += 1j
+  scipy.io.savemat(path, {"X": x})
+  with pytest.raises(DataFormatError) as err:
+    jester.read_jester_matrix(path)
+  assert str(err.value) == f"{path}: expected a real numeric matrix X, got complex128"
+  scipy.io.savemat(path, {})
+  with pytest.raises(DataFormatError) as err:
+    jester.read_jester_matrix(path)
+  assert str(err.value) == f"{path}: expected a variable X, got no variables"

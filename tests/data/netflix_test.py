@@ -12,7 +12,7 @@ import pytest
 
 from autorec_jax.data import netflix
 from autorec_jax.data import netflix_formats as formats
-from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data.errors import DataAccessError, DataFormatError, DataNotFoundError
 from tests import conftest
 
 # Split windows written out again here (not taken from the module): (train first,
@@ -609,3 +609,45 @@ def test_large_ids_use_the_sorted_id_path():
   np.testing.assert_array_equal(ratings.user, [1, 0, 0])
   np.testing.assert_array_equal(ratings.item, [0, 0, 1])
   np.testing.assert_array_equal(part, [0, 0, 0])  # customer 77 is unseen: dropped
+
+
+@pytest.mark.parametrize("read", [formats.read_training_set, formats.read_probe,
+                                  formats.read_qualifying, formats.read_predictions,
+                                  formats.read_movie_titles])
+def test_a_named_pipe_is_refused_at_once(tmp_path, read):
+  fifo = tmp_path / "combined_data_1.txt"
+  os.mkfifo(fifo)
+  with pytest.raises(DataAccessError, match="got a named pipe \\(FIFO\\)") as err:
+    read(fifo)
+  assert str(err.value).startswith(f"{fifo}: expected a ")
+
+
+def test_special_entries_in_a_training_folder(tmp_path):
+  folder = tmp_path / "training_set"
+  write_mv_folder(folder)
+  os.symlink(folder / "mv_0000099.txt", folder / "mv_0000098.txt")
+  os.symlink(folder / "mv_0000098.txt", folder / "mv_0000099.txt")
+  with pytest.raises(DataAccessError) as err:
+    formats.read_training_set(folder)
+  assert str(err.value).startswith(f"{folder / 'mv_0000098.txt'}: expected a file, got a "
+                                   "symbolic link loop")
+  for name in ("mv_0000098.txt", "mv_0000099.txt"):
+    os.remove(folder / name)
+  os.mkdir(folder / "mv_0000005.txt")
+  with pytest.raises(DataAccessError, match="mv_0000005.txt: expected a file, got a folder"):
+    formats.read_training_set(folder)
+
+
+def test_a_movie_id_of_5000_digits_in_the_titles(tmp_path):
+  path = tmp_path / "movie_titles.txt"
+  path.write_text("9" * 5000 + ",2003,X\n")
+  with pytest.raises(DataFormatError) as err:
+    formats.read_movie_titles(path)
+  assert str(err.value) == f"{path}:1: expected an integer MovieID, got {'9' * 40!r}"
+
+
+def test_a_converted_split_that_is_a_named_pipe(tmp_path):
+  (tmp_path / "full").mkdir()
+  os.mkfifo(tmp_path / "full" / "ratings.npz")
+  with pytest.raises(DataAccessError, match="ratings.npz: expected a file, got a named"):
+    netflix.load_converted(tmp_path / "full")

@@ -1,15 +1,20 @@
 """Tests for autorec_jax.data.readers: official formats and format sniffing."""
 
+import errno
 import gzip
+import io
+import os
+import signal
 import zipfile
 
 import numpy as np
 import pytest
 import scipy.io
 
-from autorec_jax.data import readers
-from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data import errors, readers, text
+from autorec_jax.data.errors import DataAccessError, DataFormatError, DataNotFoundError
 from tests import conftest
+from tests.data.jester_test import install_fake_xlrd, jester_matrix, xls_bytes
 
 # Three users, four items; the same ratings in every official layout below.
 TRIPLES = [(1, 1193, 5.0, 978300760), (1, 661, 3.0, 978302109), (2, 1193, 4.0, 978298413),
@@ -228,3 +233,144 @@ def test_real_shared_files_agree():
   assert (a.to_csr() != b.to_csr()).nnz == 0
   ml = readers.read_ratings(conftest.require_data("movielens-1m")).to_ratings()
   assert (ml.num_ratings, ml.num_users, ml.num_items) == (1_000_209, 6_040, 3_706)
+
+
+# ----------------------------------------------------------------------------------------
+# Archives with several or no ratings files; special files and unreadable paths.
+
+
+def test_a_zip_holding_two_ratings_files_is_refused_naming_both(tmp_path):
+  zp = make_zip(tmp_path / "mix.zip", {"a/ratings.csv": RATINGS_CSV,
+                                       "b/ratings.csv": RATINGS_CSV.replace("5.0", "1.0"),
+                                       "README.txt": "x"})
+  with pytest.raises(DataFormatError) as err:
+    readers.read_ratings(zp)
+  assert str(err.value) == (
+      f"{zp}: expected one ratings file in the zip, got 2: a/ratings.csv, b/ratings.csv; "
+      "unzip the one to read and pass it as the data path (--config.data.path=FILE)")
+  other = make_zip(tmp_path / "two_kinds.zip", {"ml-1m/ratings.dat": RATINGS_DAT,
+                                                "copy/u.data": U_DATA})
+  with pytest.raises(DataFormatError, match="got 2: ml-1m/ratings.dat, copy/u.data"):
+    readers.read_ratings(other)
+  check(readers.read_ratings(other, member="copy/u.data"))
+
+
+def test_an_empty_zip_says_it_holds_no_files(tmp_path):
+  for members in ({}, {"folder/": ""}):
+    zp = make_zip(tmp_path / "empty.zip", members)
+    with pytest.raises(DataFormatError) as err:
+      readers.read_ratings(zp)
+    assert str(err.value) == (f"{zp}: expected a ratings file in the zip, got an archive "
+                              "that holds no files")
+
+
+def test_the_jester_parts_of_one_zip_are_all_read(tmp_path, monkeypatch):
+  install_fake_xlrd(monkeypatch)
+  x1, x2 = jester_matrix(2, seed=1), jester_matrix(3, seed=2)
+  zp = make_zip(tmp_path / "jester.zip", {"jester-data-2.xls": xls_bytes(x2),
+                                          "jester-data-1.xls": xls_bytes(x1)})
+  raw = readers.read_ratings(zp)
+  assert sorted(set(raw.user.tolist())) == [1, 2, 3, 4, 5]  # part 2 numbered after part 1
+  assert raw.paths == (f"{zp}:jester-data-1.xls", f"{zp}:jester-data-2.xls")
+  assert len(raw) == int(np.sum(x1[:, 1:] != 99) + np.sum(x2[:, 1:] != 99))
+
+
+def test_a_folder_with_two_files_of_one_name_is_refused(tmp_path):
+  (tmp_path / "ratings.dat").write_text(RATINGS_DAT)
+  (tmp_path / "ratings.dat.gz").write_bytes(gzip.compress(b"9::9::1::0\n"))
+  with pytest.raises(DataFormatError) as err:
+    readers.read_ratings(tmp_path)
+  assert str(err.value).startswith(f"{tmp_path}: expected one ratings file in the folder, "
+                                   "got ratings.dat, ratings.dat.gz; pass the one to read")
+
+
+@pytest.fixture
+def no_hang():
+  """Fails a test that blocks (on a named pipe) instead of letting it hang."""
+  def timeout(signum, frame):
+    raise AssertionError("the reader blocked")
+  previous = signal.signal(signal.SIGALRM, timeout)
+  signal.alarm(20)
+  yield
+  signal.alarm(0)
+  signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path, no_hang):
+  fifo = tmp_path / "ratings.csv"
+  os.mkfifo(fifo)
+  with pytest.raises(DataAccessError) as err:
+    readers.read_ratings(fifo)
+  assert str(err.value) == f"{fifo}: expected a file or folder, got a named pipe (FIFO)"
+  with pytest.raises(DataAccessError, match="got a named pipe"):
+    readers.read_ratings(tmp_path)  # found in the folder, then refused: not skipped
+  with pytest.raises(DataAccessError, match="got a named pipe"):
+    text.read_delimited(fifo)
+
+
+def test_a_named_pipe_swapped_in_after_the_check_does_not_block(tmp_path, monkeypatch,
+                                                                no_hang):
+  fifo = tmp_path / "r.csv"
+  os.mkfifo(fifo)
+  monkeypatch.setattr(errors, "check_file", lambda path, what="file": None)
+  with pytest.raises(DataAccessError, match="expected a file, got a named pipe"):
+    errors.read_file(fifo)
+
+
+def test_a_symbolic_link_loop_and_a_dangling_link(tmp_path):
+  os.symlink(tmp_path / "b.csv", tmp_path / "a.csv")
+  os.symlink(tmp_path / "a.csv", tmp_path / "b.csv")
+  with pytest.raises(DataAccessError) as err:
+    readers.read_ratings(tmp_path / "a.csv")
+  assert str(err.value).startswith(f"{tmp_path / 'a.csv'}: expected a file or folder, got "
+                                   "a symbolic link loop")
+  os.symlink(tmp_path / "gone.csv", tmp_path / "dangling.csv")
+  with pytest.raises(DataNotFoundError) as err:
+    readers.read_ratings(tmp_path / "dangling.csv")
+  assert str(err.value) == (f"{tmp_path / 'dangling.csv'}: no such file or folder: it is a "
+                            f"symbolic link to {tmp_path / 'gone.csv'}, which does not exist")
+
+
+def test_a_folder_where_a_file_is_expected(tmp_path):
+  (tmp_path / "u.data").mkdir()
+  with pytest.raises(DataAccessError) as err:
+    readers.read_movielens_100k(tmp_path / "u.data")
+  assert str(err.value) == f"{tmp_path / 'u.data'}: expected a file, got a folder"
+
+
+def test_permission_denied_names_the_cause(tmp_path, monkeypatch):
+  # Tests run as root, where chmod 000 does not stop reads: refuse the open instead.
+  path = tmp_path / "ratings.dat"
+  path.write_text(RATINGS_DAT)
+  real_open = os.open
+
+  def refuse(p, *args, **kwargs):
+    if os.fspath(p) == str(path):
+      raise PermissionError(errno.EACCES, "Permission denied", str(p))
+    return real_open(p, *args, **kwargs)
+  monkeypatch.setattr(os, "open", refuse)
+  with pytest.raises(DataAccessError) as err:
+    readers.read_ratings(path)
+  assert str(err.value).startswith(f"{path}: expected a readable file, got permission "
+                                   "denied (EACCES)")
+
+  def unlistable(p):
+    raise PermissionError(errno.EACCES, "Permission denied", str(p))
+  monkeypatch.setattr(os, "listdir", unlistable)
+  with pytest.raises(DataAccessError, match="expected a readable folder, got permission"):
+    readers.read_ratings(tmp_path)
+
+
+def test_a_read_error_names_the_file(tmp_path, monkeypatch):
+  path = tmp_path / "r.csv"
+  path.write_text("1,2,3\n")
+
+  class Failing(io.BufferedReader):
+    def read(self, size=-1):
+      raise OSError(errno.EIO, "Input/output error")
+  real = errors.open_file
+  monkeypatch.setattr(errors, "open_file", lambda p, what="file": Failing(real(p, what)))
+  with pytest.raises(DataAccessError) as err:
+    text.read_delimited(path)
+  assert str(err.value) == (f"{path}: expected a readable file, got an error from the "
+                            "system: Input/output error (EIO)")

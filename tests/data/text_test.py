@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import logging
 import zipfile
 
 import numpy as np
@@ -317,3 +318,145 @@ def test_one_million_lines_of_ratings_dat_parse(tmp_path):
   last = frame.drop_duplicates(["u", "i"], keep="last").sort_values(["u", "i"])
   got = pd.DataFrame({"u": raw.user, "i": raw.item, "r": raw.rating}).sort_values(["u", "i"])
   np.testing.assert_array_equal(got["r"].to_numpy(), last["r"].to_numpy())
+
+
+# ----------------------------------------------------------------------------------------
+# Ids are parsed exactly from their text.
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("12", 12), ("-7", -7), ("+5", 5), (" 3 ", 3), ('"4"', 4), ("12.0", 12), ("1.", 1),
+    ("1e3", 1000), ("1.5e1", 15), ("-0", 0), (str(2**63 - 1), 2**63 - 1),
+    (str(-(2**63)), -(2**63)), ("9007199254740992.0", 2**53), ("18014398509481985", 2**54 + 1),
+])
+def test_exact_integer_accepts_exact_whole_numbers(value, expected):
+  assert text.exact_integer(value) == (expected, None)
+
+
+@pytest.mark.parametrize("value,why", [
+    ("1.5", "fraction"), ("1.0000000000000001", "fraction"),
+    ("18014398509481985.0", "float_limit"), ("9007199254740993.0", "float_limit"),
+    ("1e30", "float_limit"), ("1e16", "float_limit"), (str(2**63), "range"),
+    (str(-(2**63) - 1), "range"), ("9" * 5000, "range"), ("0x10", "syntax"),
+    ("1_000", "syntax"), ("nan", "syntax"), ("inf", "syntax"), ("", "syntax"),
+    ("\u0661", "syntax"), ("1.5" + "0" * 5000, "syntax"),
+])
+def test_exact_integer_refuses_what_a_float_would_round(value, why):
+  assert text.exact_integer(value) == (None, why)
+
+
+@pytest.mark.parametrize("content,line,field,name,got", [
+    ("u,i,r\n1,10,4\n18014398509481985.0,11,3\n18014398509481984,12,5\n", 3, 1, "user id",
+     "'18014398509481985.0' (a number written as a float is taken as an integer only up "
+     "to 2**53"),
+    ("u,i,r\n1.0000000000000001,10,4\n1,11,3\n", 2, 1, "user id",
+     "'1.0000000000000001' (not a whole number)"),
+    ("1::10::4::5\n2::1e30::3::6\n", 2, 2, "item id", "'1e30' (a number written as a float"),
+    ("1\t10\t4\n2\t11.5\t3\n", 2, 2, "item id", "'11.5' (not a whole number)"),
+    ("1 10 4\n2 11 3\n1e17  12 5\n", 3, 1, "user id", "'1e17' (a number written"),
+])
+def test_ids_that_a_float_would_round_are_refused_at_their_line(tmp_path, content, line,
+                                                                 field, name, got):
+  path = write(tmp_path, "r.txt", content)
+  with pytest.raises(DataFormatError) as err:
+    text.read_delimited(path)
+  assert_error(err, path, line)
+  assert f"expected an integer {name} in field {field}, got {got}" in str(err.value)
+
+
+@pytest.mark.parametrize("sep", [",", "::", "\t", " "])
+def test_an_id_written_as_a_float_keeps_the_large_ids_beside_it_exact(tmp_path, sep):
+  # One float-written id sends pandas' int64 column through a float64, where
+  # 18014398509481985 and 18014398509481984 are one number.
+  rows = [("12.0", "1", "4"), ("18014398509481985", "2", "3"),
+          ("18014398509481984", "3", "5"), ("1e3", "18014398509481985", "2")]
+  path = write(tmp_path, "r.txt", "".join(sep.join(r) + "\n" for r in rows))
+  raw = text.read_delimited(path)
+  assert raw.user.dtype == np.int64
+  assert raw.user.tolist() == [12, 2**54 + 1, 2**54, 1000]
+  assert raw.item.tolist() == [1, 2, 3, 2**54 + 1]
+  assert raw.to_ratings().num_users == 4
+
+
+def test_short_float_written_ids_are_read_as_their_integers(tmp_path):
+  path = write(tmp_path, "r.csv", "user,item,rating\n12.0,1e3,4.5\n13,7.,3\n-2.0,+5,1\n")
+  raw = text.read_delimited(path)
+  assert raw.user.tolist() == [12, 13, -2] and raw.item.tolist() == [1000, 7, 5]
+
+
+def test_long_integer_ids_without_floats_stay_on_the_fast_path(tmp_path, monkeypatch):
+  path = write(tmp_path, "r.csv", "u,i,r\n" + "".join(
+      f"{2**62 + k},{k % 7},{k % 5 + 1}.5\n" for k in range(1000)))
+  monkeypatch.setattr(text, "_exact_integers", lambda texts: pytest.fail("slow path"))
+  raw = text.read_delimited(path)
+  assert raw.user.tolist() == [2**62 + k for k in range(1000)]
+
+
+def test_string_ids_keep_float_looking_ids_as_written(tmp_path):
+  path = write(tmp_path, "r.csv", "1.0,10,4\n1,10,3\n18014398509481985.0,10,5\n")
+  raw = text.read_delimited(path, string_ids=True)
+  assert list(raw.user) == ["1.0", "1", "18014398509481985.0"]
+
+
+def test_a_nul_byte_past_the_first_64_kib_is_named(tmp_path):
+  path = tmp_path / "r.csv"
+  path.write_bytes(b"1,10,4\n" * 20000 + b"2,1\x001,3\n")
+  with pytest.raises(DataFormatError) as err:
+    text.read_delimited(path)
+  assert_error(err, path, 20001)
+  assert "got a NUL byte" in str(err.value)
+
+
+@pytest.mark.parametrize("data,says", [
+    (gzip.compress(gzip.compress(b"1,2,3\n")), "gzip-compressed data (a file compressed "
+                                               "twice?)"),
+    (b"BZh91AY&SY" + bytes(30), "bzip2-compressed data; decompress it"),
+    (b"\xfd7zXZ\x00" + bytes(30), "xz-compressed data"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(30), "an Excel .xls workbook"),
+    (b"MATLAB 5.0 MAT-file, Platform: x" + bytes(30), "a MATLAB .mat file"),
+    (b"PAR1" + bytes(30), "a Parquet file"),
+])
+def test_compressed_or_binary_contents_are_named(tmp_path, data, says):
+  path = tmp_path / "r.csv.gz"
+  path.write_bytes(data)
+  with pytest.raises(DataFormatError) as err:
+    text.read_delimited(path)
+  assert_error(err, path, None)
+  assert says in str(err.value)
+
+
+def test_an_id_of_5000_digits_is_an_error_not_a_traceback(tmp_path):
+  path = write(tmp_path, "r.csv", "1,10,4\n" + "9" * 5000 + ",11,3\n")
+  with pytest.raises(DataFormatError) as err:
+    text.read_delimited(path)
+  assert_error(err, path, 2)
+  assert "expected an integer user id that fits in 64 bits in field 1" in str(err.value)
+  assert len(str(err.value)) < 400
+
+
+def test_the_duplicates_error_names_the_flags_that_merge_repeats(tmp_path):
+  path = write(tmp_path, "r.csv", "1,2,3\n1,2,4\n")
+  with pytest.raises(DataFormatError) as err:
+    text.read_delimited(path)
+  assert_error(err, path, 2)
+  assert "--config.data.duplicates=keep_last" in str(err.value)
+  assert "--config.data.duplicates=mean" in str(err.value)
+
+
+@pytest.mark.parametrize("policy", ["keep_last", "mean"])
+def test_merging_duplicates_logs_one_warning_with_the_count(tmp_path, caplog, policy):
+  # Pair (1, 2) three times and (3, 4) twice: two pairs merged, three ratings dropped.
+  path = write(tmp_path, "r.csv", "1,2,3\n3,4,1\n1,2,4\n5,6,2\n1,2,5\n3,4,2\n")
+  with caplog.at_level(logging.WARNING):
+    raw = text.read_delimited(path, duplicates=policy)
+  assert len(raw) == 3
+  warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+  assert len(warnings) == 1, caplog.text
+  message = warnings[0].getMessage()
+  assert message.startswith(f"{path}: 2 (user, item) pairs occur more than once; "
+                            f"data.duplicates={policy} ")
+  assert "(3 ratings merged away)" in message
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    text.read_delimited(write(tmp_path, "ok.csv", "1,2,3\n"), duplicates=policy)
+  assert not caplog.records

@@ -1,8 +1,10 @@
+import os
+
 import numpy as np
 import pytest
 
 from autorec_jax.data import titles
-from autorec_jax.data.errors import DataFormatError, DataNotFoundError
+from autorec_jax.data.errors import DataAccessError, DataFormatError, DataNotFoundError
 from tests import conftest
 
 
@@ -73,3 +75,22 @@ def test_real_movielens_1m_and_netflix_titles():
   assert any("é" in t for t in ml.values())  # ISO-8859-1 decoded
   nf = titles.read_titles(conftest.require_data("netflix-prize/movie_titles.txt"))
   assert len(nf) == 17770 and nf[1] == "Dinosaur Planet (2003)"
+
+
+def test_a_named_pipe_or_a_folder_is_named_as_such(tmp_path):
+  fifo = tmp_path / "movies.dat"
+  os.mkfifo(fifo)
+  with pytest.raises(DataAccessError) as err:
+    titles.read_titles(fifo)  # returns at once: the pipe is never opened for reading
+  assert str(err.value) == f"{fifo}: expected a titles file, got a named pipe (FIFO)"
+  (tmp_path / "u.item").mkdir()
+  with pytest.raises(DataAccessError, match="expected a titles file, got a folder"):
+    titles.read_titles(tmp_path / "u.item")
+
+
+def test_a_movie_id_of_5000_digits_is_an_error_not_a_traceback(tmp_path):
+  path = tmp_path / "movies.dat"
+  path.write_text("9" * 5000 + "::X::y\n")
+  with pytest.raises(DataFormatError) as err:
+    titles.read_titles(path)
+  assert str(err.value).startswith(f"{path}:1: expected an integer movie id (below 2**63)")

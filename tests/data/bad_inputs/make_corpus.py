@@ -2,7 +2,8 @@
 
 Every file is made here, byte for byte reproducibly (fixed dates, no host names):
 the plain-text ones from the literals below, the ones that must be binary
-(truncated archives, UTF-16, Latin-1, lone-CR line ends) by code. Nothing is
+(truncated archives, UTF-16, Latin-1, lone-CR line ends) by code; `build_special`
+adds the paths that are not regular files (a named pipe, link loops). Nothing is
 committed but this script; the test module builds the corpus into a temporary
 folder when it is imported. To look at the files:
 
@@ -13,8 +14,10 @@ All contents are synthetic and a few lines long.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import os
 import pathlib
 import sys
 import tarfile
@@ -57,6 +60,12 @@ _TEXT = {
         '',
     'empty_rating_field.csv':
         'user_id,item_id,rating\n1,10,4\n2,11,\n',
+    'float_id_beyond_2_53.csv':
+        'user_id,item_id,rating\n18014398509481984,10,4\n18014398509481985.0,11,3\n',
+    'float_id_lost_fraction.csv':
+        'user_id,item_id,rating\n1,10,4\n1.0000000000000001,11,3\n',
+    'float32_overflow_rating.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,1e300\n',
     'fractional_id.csv':
         'user_id,item_id,rating\n1.5,10,4\n2,11,3\n',
     'header_only.csv':
@@ -79,6 +88,8 @@ _TEXT = {
         '1\t10\t4\t881250949\n2\t11\t3\t891717742\n3\t12\t0\t878887116\n',
     'ml-100k_three_fields/u.data':
         '1\t10\t4\n2\t11\t3\n',
+    'ml-1m_float_item_id/ratings.dat':
+        '1::10::4::978300760\n2::1e30::3::978302109\n',
     'ml-1m_commas/ratings.dat':
         '1,10,4,978300760\n2,11,3,978302109\n',
     'ml-1m_three_fields/ratings.dat':
@@ -103,10 +114,16 @@ _TEXT = {
         '1:\n1488844,3,2005-09-06\n822109,5,2005/05/13\n',
     'non_numeric_rating.csv':
         'user_id,item_id,rating\n1,10,4\n2,11,good\n3,12,5\n',
+    'one_rating_value.csv':
+        'user_id,item_id,rating\n1,10,4\n2,11,4\n',
     'overflowing_rating.csv':
         'user_id,item_id,rating\n1,10,4\n2,11,1e999\n',
     'rating_above_scale.csv':
         'user_id,item_id,rating\n1,10,4\n2,11,3\n3,12,7\n',
+    'scale_test.csv':
+        'user_id,item_id,rating\n4,10,2\n1,11,5\n',
+    'scale_train.csv':
+        'user_id,item_id,rating\n1,10,1\n2,11,4\n3,12,3\n',
     'short_first_line.csv':
         '1,10,4\n2,11,3,978300761\n3,12,5,978300762\n',
     'stray_quote.csv':
@@ -203,7 +220,28 @@ def files() -> dict[str, bytes]:
       "cr_line_endings.csv": b"1,10,4\r2,11,3\r3,12,5\r",
       "jester_truncated/jester3.mat": _mat()[:300],
       "netflix_npz_truncated/full/ratings.npz": npz[:len(npz) // 3],
+      "two_ratings_files.zip": _zip({"a/ratings.csv": _CSV.encode()[:200],
+                                     "b/ratings.csv": _CSV.encode()[200:400]}),
+      "empty.zip": _zip({}),
+      "ratings.csv.bz2": bz2.compress(_CSV.encode()[:300]),
   }
+
+
+# Paths that are not regular files, relative to the corpus, made by `build_special`.
+SPECIAL = {"special/ratings_fifo.csv": "a named pipe",
+           "special/loop.csv": "a symbolic link to itself",
+           "special/dangling.csv": "a symbolic link to a missing file",
+           "special/folder.csv": "a folder"}
+
+
+def build_special(root: pathlib.Path) -> None:
+  """Makes the `SPECIAL` paths under `root` (a FIFO, link loop, dangling link, folder)."""
+  folder = root / "special"
+  folder.mkdir(parents=True, exist_ok=True)
+  os.mkfifo(folder / "ratings_fifo.csv")
+  os.symlink("loop.csv", folder / "loop.csv")
+  os.symlink("missing.csv", folder / "dangling.csv")
+  (folder / "folder.csv").mkdir()
 
 
 def build(root: pathlib.Path) -> list[pathlib.Path]:
@@ -222,3 +260,4 @@ if __name__ == "__main__":
     sys.exit("usage: python tests/bad_inputs/make_corpus.py OUTPUT_DIR")
   for p in build(pathlib.Path(sys.argv[1])):
     print(p, p.stat().st_size)
+  build_special(pathlib.Path(sys.argv[1]))
