@@ -134,8 +134,9 @@ def test_cli_new_user_ratings_fold_in(workdir, tmp_path, capsys):
 
 def test_cli_errors_are_one_line(workdir, tmp_path, capsys):
   rc, _, err = _main(capsys, f"--workdir={workdir}", "--user=1")
-  assert rc == 1 and err.strip() == ("error: unknown user id(s) [1]; a new user's "
-                                     "ratings go to fold_in")
+  assert rc == 1 and err.strip() == ("error: --user=1: unknown user id 1: the run's data "
+                                     "set has no such user; a new user's ratings go to "
+                                     "--ratings")
   rc, _, err = _main(capsys, f"--workdir={workdir}")
   assert rc == 2 and "exactly one of" in err
   rc, _, err = _main(capsys, f"--workdir={workdir}", "--user=1001",
