@@ -8,7 +8,8 @@ epoch, parameters) and two plots: report/valid_rmse.png (validation RMSE per epo
 one line per run) and report/train_vs_valid.png (one panel per run: the train
 loss as an RMSE on the rating scale next to the validation RMSE). Only files are read
 (config.json, metrics.jsonl, results.json); nothing runs JAX. A run still training
-(no results.json) gets its curves and a row marked "running".
+(no results.json) gets its curves and a row marked "running". An --output folder that
+holds a report already is written into only with --overwrite.
 
 The train curve is sqrt(train/loss) times the run's scaling half-width: the RMSE of
 the training pass on the rating scale, measured with dropout and noise on and

@@ -38,6 +38,8 @@ import sys
 from typing import Callable, Iterator, Sequence
 
 from absl import flags
+# Imported for its flags (--verbosity, --logtostderr, ...), which every tool accepts.
+from absl import logging as _absl_logging  # pylint: disable=unused-import
 
 from autorec_jax.data.errors import DataError
 

@@ -124,7 +124,10 @@ def check_indices(values: Any, size: int, what: str) -> np.ndarray:
   """int64 indices in [0, size); ValueError naming the first bad one (a float, a bool,
   a negative or too large index)."""
   seq = as_sequence(values, f"{what} indices")
-  arr = np.asarray(seq)
+  arr = np.asarray(seq) if not isinstance(seq, list) or all(
+      np.ndim(v) == 0 for v in seq) else np.asarray(seq, object)
+  if arr.ndim != 1:
+    raise ValueError(f"{what} indices must be 1-D, got an array of shape {arr.shape}")
   if arr.size == 0:
     return np.zeros(0, np.int64)
   if arr.dtype.kind not in "iu" or (not isinstance(seq, np.ndarray) and any(

@@ -9,7 +9,8 @@ Prints RMSE and MAE of the chosen checkpoint on the chosen part of the run's own
 --output, writes DeepRecommender-style lines `user item prediction truth` with the
 dataset's original ids. Predictions follow the same rules as training's evaluation:
 the model for warm pairs, the documented mean fallback for cold ones, clipped to the
-rating scale.
+rating scale. An existing --output is replaced only with --overwrite (the file is
+written under a temporary name and renamed when complete).
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ def resolve_step(directory: str, which, *, keep_best: bool) -> int:
         "it is a file" if not os.path.isdir(root) else "it holds no checkpoint")
     raise FileNotFoundError(f"{root}: no checkpoint to serve ({why}); the run stopped before "
                             "saving one, or this is not a trained run's workdir")
-  have = f"it holds step{'s' if len(all_steps) > 1 else ''} {ids_lib.few(all_steps)}"
+  shown = ", ".join(map(str, all_steps[:ids_lib.SHOWN]))
+  if len(all_steps) > ids_lib.SHOWN:
+    shown += f" and {len(all_steps) - ids_lib.SHOWN} more"
+  have = f"it holds step{'s' if len(all_steps) > 1 else ''} {shown}"
   if which == "best":
     if best is None:
       raise FileNotFoundError(f"no best checkpoint under {root}: none of its checkpoints has "

@@ -14,11 +14,18 @@ to the ratings (MovieLens movies.dat / movies.csv / u.item, Netflix movie_titles
 or from --titles.
 
 --users-file: one user id per line (the first field of the line; blank lines, `#`
-comments and a `user`/`user_id`/`userId` header are skipped). --ratings: a new user's
-`item,rating` lines (comma, tab, space or `::` separated, optional header): the
-model folds them in without retraining (--fold_in_method: see api.Model.fold_in).
+comments and a first line `user`/`user_id`/`userId`/`users`/`id` are skipped).
+--ratings: a new user's `item,rating` lines (exactly two fields, separated by `::`,
+`,`, a tab, `;` or spaces; an optional header line): the model folds them in without
+retraining (--fold_in_method: see api.Model.fold_in). Both files are UTF-8 (a byte
+order mark is skipped; \r\n line ends are fine). Every id must be one of the run's
+(exactly: `1001`, not `1001.0`), each item given once, each rating a finite number in
+the run's rating scale; anything else stops the tool with `FILE:LINE: expected ...,
+got ...` before a list is made. Both files are read before the model is loaded.
 --output writes CSV (`user_id,rank,item_id,prediction,score,title`) or JSON lines
-(one object per user), by its extension.
+(one object per user), by its extension; an existing file is replaced only with
+--overwrite, and the file is written under a temporary name and renamed when
+complete.
 --predict=ID,ID prints the predicted rating of those items for the user as well.
 """
 
@@ -136,7 +143,8 @@ def read_rating_lines(path: str) -> list[tuple[int, str, float]]:
     if not _NUMBER.fullmatch(rating):
       if not rows and (item.lower() in _ITEM_HEADER or rating.lower() in _RATING_HEADER):
         continue  # a header line
-      raise DataFormatError(path, no, f"expected a number as the rating, got {rating[:40]!r}")
+      raise DataFormatError(path, no, f"expected a finite number as the rating, got "
+                            f"{rating[:40]!r}")
     value = float(rating)
     if not math.isfinite(value):
       raise DataFormatError(path, no, f"expected a finite number as the rating, got "
@@ -298,9 +306,9 @@ _METHOD = flags.DEFINE_enum("fold_in_method", "auto", ["auto", "refine", "encode
 @cli.one_line_errors
 def main(argv):
   del argv
-  from autorec_jax.serving import api  # pylint: disable=import-outside-toplevel
-  from autorec_jax.runtime import console  # pylint: disable=import-outside-toplevel
-  from autorec_jax.serving.predict import parse_checkpoint  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from autorec_jax.runtime import console
+  from autorec_jax.serving import api, predict
 
   modes = [m for m in (_USER.value, _USERS_FILE.value, _RATINGS.value) if m is not None]
   if len(modes) != 1:
@@ -308,7 +316,7 @@ def main(argv):
     return 2
   if _PREDICT.value and _USERS_FILE.value is not None:
     raise ValueError("--predict goes with --user or --ratings, not --users-file")
-  which = parse_checkpoint(_CHECKPOINT.value, "--checkpoint")
+  which = predict.parse_checkpoint(_CHECKPOINT.value, "--checkpoint")
   if _OUTPUT.value is not None:
     check_output(_OUTPUT.value, _OVERWRITE.value)
   # The input files are read before the model loads: a bad line is told at once.
