@@ -24,8 +24,6 @@ user, so the user's output unit is fitted on the frozen item codes.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import jax
@@ -341,7 +339,7 @@ class Model:
     if method not in methods:
       raise ValueError(f"fold_in method {method!r} is not for a {self.orientation}-based "
                        f"model; use one of {', '.join(methods)}")
-    items, values = self._fold_in_pairs(ratings)
+    items, values = ids_lib.rating_pairs(ratings, self.item_index, self.rating_scale)
     rated = np.zeros(len(self.item_ids), bool)
     rated[items] = True
     if method == "encode":
@@ -350,38 +348,6 @@ class Model:
       scores = self._fold_in_model().scores(items, values)
     preds = scores if self._clip is None else np.clip(scores, *self._clip)
     return FoldIn(self.item_ids, scores, preds.astype(np.float32), rated, self)
-
-  def _fold_in_pairs(self, ratings) -> tuple[np.ndarray, np.ndarray]:
-    """(item indices, float32 ratings) of fold_in's input, checked: (item id, rating)
-    pairs, known items each given once, ratings real numbers in the rating scale."""
-    if isinstance(ratings, (Mapping, pd.Series)):
-      pairs = list(ratings.items())
-    elif isinstance(ratings, np.ndarray) and ratings.ndim == 2 and ratings.shape[1] == 2:
-      pairs = [tuple(row) for row in ratings.tolist()]
-    else:
-      pairs = list(ids_lib.as_sequence(ratings, "ratings"))
-    if not pairs:
-      raise ValueError("fold_in needs at least one (item id, rating) pair")
-    for pair in pairs:
-      if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-        raise ValueError(f"fold_in takes (item id, rating) pairs or a {{item id: rating}} "
-                         f"dict, got {pair!r:.80}")
-    items = self.item_index([p[0] for p in pairs])
-    seen = {}
-    for (item_id, _), i in zip(pairs, items.tolist()):
-      if i in seen:
-        raise ValueError(f"fold_in got item {item_id!r} more than once (a user rates an "
-                         "item once)")
-      seen[i] = True
-    lo, hi = self.rating_scale
-    for item_id, rating in pairs:
-      if isinstance(rating, (bool, np.bool_)) or not isinstance(rating, numbers.Real):
-        raise ValueError(f"fold_in: the rating of item {item_id!r} must be a number, got "
-                         f"{rating!r:.40}")
-      if not (math.isfinite(rating) and lo <= rating <= hi):
-        raise ValueError(f"fold_in: the rating {rating!r} of item {item_id!r} is outside the "
-                         f"rating scale [{lo:g}, {hi:g}]")
-    return items, np.asarray([float(p[1]) for p in pairs], np.float32)
 
   def _fold_in_rows(self, items_UxR: np.ndarray, values_UxR: np.ndarray) -> np.ndarray:
     num_items = len(self.item_ids)

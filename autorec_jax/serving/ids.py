@@ -8,7 +8,8 @@ string ids a string, or an int (as its decimal text). Truncating 1.7 to 1 would
 answer for another user; refusing it names the value instead.
 
 Indices (positions in a run's id maps) must be integers in [0, size): a negative
-index would silently take a row from the end.
+index would silently take a row from the end. A new user's ratings (`rating_pairs`)
+name each item once, with a real number inside the rating scale.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -145,3 +146,39 @@ def check_indices(values: Any, size: int, what: str) -> np.ndarray:
   if np.any(out):
     raise ValueError(f"{what} indices {few(arr[out].tolist())} are out of range [0, {size})")
   return arr.astype(np.int64)
+
+
+def rating_pairs(ratings, item_index: Callable[[list], np.ndarray],
+                 rating_scale: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+  """(item indices, float32 ratings) of a new user's ratings, checked: a dict or pandas
+  Series {item id: rating}, (item id, rating) pairs or an N x 2 array; known items
+  (`item_index` raises for others), each given once; ratings real numbers (not bools
+  or strings) inside `rating_scale`. ValueError naming the first bad pair otherwise."""
+  if isinstance(ratings, (Mapping, pd.Series)):
+    pairs = list(ratings.items())
+  elif isinstance(ratings, np.ndarray) and ratings.ndim == 2 and ratings.shape[1] == 2:
+    pairs = [tuple(row) for row in ratings.tolist()]
+  else:
+    pairs = list(as_sequence(ratings, "ratings"))
+  if not pairs:
+    raise ValueError("fold_in needs at least one (item id, rating) pair")
+  for pair in pairs:
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+      raise ValueError(f"fold_in takes (item id, rating) pairs or a {{item id: rating}} "
+                       f"dict, got {pair!r:.80}")
+  items = item_index([p[0] for p in pairs])
+  seen = set()
+  for (item_id, _), i in zip(pairs, items.tolist()):
+    if i in seen:
+      raise ValueError(f"fold_in got item {item_id!r} more than once (a user rates an item "
+                       "once)")
+    seen.add(i)
+  lo, hi = rating_scale
+  for item_id, rating in pairs:
+    if isinstance(rating, (bool, np.bool_)) or not isinstance(rating, numbers.Real):
+      raise ValueError(f"fold_in: the rating of item {item_id!r} must be a number, got "
+                       f"{rating!r:.40}")
+    if not (math.isfinite(rating) and lo <= rating <= hi):
+      raise ValueError(f"fold_in: the rating {rating!r} of item {item_id!r} is outside the "
+                       f"rating scale [{lo:g}, {hi:g}]")
+  return items, np.asarray([float(p[1]) for p in pairs], np.float32)

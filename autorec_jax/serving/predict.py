@@ -219,10 +219,10 @@ class FactorizationPredictor:
   """
 
   def __init__(self, workdir: str):
-    self.cfg = cfg = load_config(workdir)
     path = os.path.join(workdir, BEST_FILE)
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path} not found: {workdir} holds no fitted baseline")
+    self.cfg = cfg = load_config(workdir)
     snap = _load_snapshot(workdir)
     self.data, self.titles = snap.data, snap.titles
     try:
