@@ -192,11 +192,11 @@ class Model:
 
   def _index(self, index: pd.Index, ids: Iterable[Any], what: str) -> np.ndarray:
     pos, given = ids_lib.positions(index, ids, f"{what}_ids")
-    bad = [v for v, p in zip(given, pos) if p == ids_lib.INVALID]
+    bad = ids_lib.values_at(given, pos == ids_lib.INVALID)
     if bad:
       raise ValueError(f"{what} id(s) {ids_lib.few(bad)} are not ids of this data set: its "
                        f"{what} ids are {ids_lib.kind_of(index)}, matched exactly")
-    unknown = [v for v, p in zip(given, pos) if p == ids_lib.UNKNOWN]
+    unknown = ids_lib.values_at(given, pos == ids_lib.UNKNOWN)
     if unknown:
       hint = "; a new user's ratings go to fold_in" if what == "user" else ""
       raise ValueError(f"unknown {what} id(s) {ids_lib.few(unknown)}{hint}")

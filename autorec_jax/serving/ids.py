@@ -77,44 +77,70 @@ def _str_id(value) -> str | None:
 
 
 def positions(index: pd.Index, ids: Iterable[Any], name: str = "ids"
-              ) -> tuple[np.ndarray, list]:
-  """(int64 positions of `ids` in `index`, the given values).
+              ) -> tuple[np.ndarray, list | np.ndarray]:
+  """(int64 positions of `ids` in `index`, the given values as a list or 1-D array).
 
   A position is UNKNOWN (-1) for an id of the right type the index lacks and INVALID
   (-2) for a value that is not an id of this index's type (see the module docstring).
+  Arrays, and lists numpy reads as numbers (without bools), are checked at numpy's
+  speed; other lists one value at a time.
   """
-  seq = as_sequence(ids, name)
-  given = seq.tolist() if isinstance(seq, np.ndarray) else seq
+  given = as_sequence(ids, name)
   n = len(given)
   if n == 0:
     return np.zeros(0, np.int64), given
   invalid = np.zeros(n, bool)
   unknown = np.zeros(n, bool)
   if index.dtype.kind in "iu":
-    arr = seq if isinstance(seq, np.ndarray) else None
-    if arr is not None and arr.dtype.kind in "iu":
-      values = arr.astype(np.int64) if arr.dtype.kind == "i" else None
-      if values is None:  # unsigned: values above int64 are no id
-        unknown = arr > np.uint64(_INT64[1])
-        values = np.where(unknown, 0, arr).astype(np.int64)
+    arr = given if isinstance(given, np.ndarray) else _numeric_list(given)
+    if arr is not None and arr.dtype.kind == "i":
+      values = arr.astype(np.int64)
+    elif arr is not None and arr.dtype.kind == "u":  # values above int64 are no id
+      unknown = arr > np.uint64(_INT64[1])
+      values = np.where(unknown, 0, arr).astype(np.int64)
     elif arr is not None and arr.dtype.kind == "f":
       invalid = ~np.isfinite(arr) | (arr != np.trunc(np.nan_to_num(arr)))
       unknown = ~invalid & ((arr < _INT64[0]) | (arr >= 2.0**63))
       values = np.where(invalid | unknown, 0, arr).astype(np.int64)
     else:
-      parsed = [_int_id(v) for v in given]
+      parsed = [_int_id(v) for v in _items(given)]
       invalid = np.array([p is None for p in parsed])
       unknown = np.array([p is not None and not _INT64[0] <= p <= _INT64[1] for p in parsed])
       values = np.array([0 if bad or big else p
                          for p, bad, big in zip(parsed, invalid, unknown)], np.int64)
   else:
-    parsed = [_str_id(v) for v in given]
+    parsed = [_str_id(v) for v in _items(given)]
     invalid = np.array([p is None for p in parsed])
     values = np.array(["" if p is None else p for p in parsed], object)
   pos = index.get_indexer(values).astype(np.int64)
   pos[unknown] = UNKNOWN
   pos[invalid] = INVALID
   return pos, given
+
+
+def _items(given: list | np.ndarray) -> list:
+  return given.tolist() if isinstance(given, np.ndarray) else given
+
+
+def _numeric_list(values: list) -> np.ndarray | None:
+  """A list of plain numbers as an int or float array; None when it holds anything
+  else (a bool, a string, None: those are checked one by one)."""
+  if not all(issubclass(t, numbers.Real) and not issubclass(t, (bool, np.bool_))
+             for t in set(map(type, values))):
+    return None
+  try:
+    arr = np.asarray(values)
+  except (ValueError, TypeError, OverflowError):
+    return None
+  return arr if arr.ndim == 1 and arr.dtype.kind in "iuf" else None
+
+
+def values_at(given: list | np.ndarray, where: np.ndarray) -> list:
+  """The given values where `where` holds, as Python values (for messages)."""
+  picked = np.flatnonzero(where)
+  if isinstance(given, np.ndarray):
+    return given[picked].tolist()
+  return [given[i] for i in picked.tolist()]
 
 
 def kind_of(index: pd.Index) -> str:
@@ -125,15 +151,15 @@ def check_indices(values: Any, size: int, what: str) -> np.ndarray:
   """int64 indices in [0, size); ValueError naming the first bad one (a float, a bool,
   a negative or too large index)."""
   seq = as_sequence(values, f"{what} indices")
-  arr = np.asarray(seq) if not isinstance(seq, list) or all(
-      np.ndim(v) == 0 for v in seq) else np.asarray(seq, object)
-  if arr.ndim != 1:
-    raise ValueError(f"{what} indices must be 1-D, got an array of shape {arr.shape}")
+  arr = seq if isinstance(seq, np.ndarray) else _numeric_list(seq)
+  if arr is None:  # a list holding something other than plain numbers
+    if any(np.ndim(v) != 0 for v in seq):
+      raise ValueError(f"{what} indices must be 1-D, got {seq!r:.80}")
+    arr = np.asarray(seq, object)
   if arr.size == 0:
     return np.zeros(0, np.int64)
-  if arr.dtype.kind not in "iu" or (not isinstance(seq, np.ndarray) and any(
-      isinstance(v, (bool, np.bool_)) for v in seq)):
-    items = np.asarray(seq, object).tolist()
+  if arr.dtype.kind not in "iu":
+    items = arr.tolist()
     bad = [v for v in items
            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral)]
     if bad:

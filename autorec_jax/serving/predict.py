@@ -265,7 +265,7 @@ def _index_of(sorted_ids: np.ndarray, ids, what: str) -> np.ndarray:
   """Index of each id in the sorted id map, -1 where absent; ValueError for a value
   that is not an id of this data set (serving.ids)."""
   pos, given = ids_lib.positions(pd.Index(sorted_ids), ids, f"{what} ids")
-  bad = [v for v, p in zip(given, pos) if p == ids_lib.INVALID]
+  bad = ids_lib.values_at(given, pos == ids_lib.INVALID)
   if bad:
     raise ValueError(f"{what} id(s) {ids_lib.few(bad)} are not ids of this data set (its "
                      f"ids are {ids_lib.kind_of(pd.Index(sorted_ids))})")
