@@ -9,6 +9,7 @@ complete, so a run killed mid-save leaves the previous checkpoints intact.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -21,6 +22,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint import checkpoint_managers as cm
 
+from autorec_jax.data.errors import DataError
 from autorec_jax.models.autoencoder import output_kernel_paths
 from autorec_jax.runtime import faults
 
@@ -185,36 +187,79 @@ def restore_params(directory: str, step: int, params_like: Any) -> tuple[Any, di
   """(params, meta) of checkpoint `step` under `directory`/checkpoints, read into the
   structure and dtypes of `params_like` without the optimizer state (serving needs
   neither the optimizer nor its configuration); layout-1 checkpoints are transposed
-  as in `restore`."""
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(directory, "checkpoints")),
-                                  item_names=("state", "meta"))
-  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-  like = {"params": params_like}
-  flip = output_kernel_paths(like) if meta.get(_LAYOUT_KEY, 1) < PARAM_LAYOUT else set()
+  as in `restore`. Reads only: nothing under `directory` is created or changed (the managers here
+  are made with create=False and never save).
 
-  # Parameters go to this process's first device, whatever the devices they were
-  # saved from (a run trained on 8 devices is served on 1).
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  Raises CheckpointError naming the checkpoint when it cannot be read (a truncated,
+  altered or missing file, parameters of other shapes than `params_like`'s) or holds
+  non-finite parameters.
+  """
+  root = os.path.abspath(os.path.join(directory, "checkpoints"))
+  try:
+    manager = ocp.CheckpointManager(
+        root, options=ocp.CheckpointManagerOptions(create=False),
+        item_names=("state", "meta"))
+    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    if not isinstance(meta, dict) or not isinstance(meta.get("epoch"), int):
+      raise ValueError("its meta item holds no epoch")
+    like = {"params": params_like}
+    flip = output_kernel_paths(like) if meta.get(_LAYOUT_KEY, 1) < PARAM_LAYOUT else set()
 
-  def abstract(path, x):
-    shape = x.shape[::-1] if path in flip else x.shape
-    return jax.ShapeDtypeStruct(shape, x.dtype, sharding=device)
+    # Parameters go to this process's first device, whatever the devices they were
+    # saved from (a run trained on 8 devices is served on 1).
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
-  target = jax.tree_util.tree_map_with_path(abstract, like)
-  out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-      target, restore_args=jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding),
-                                        target), partial_restore=True)))
-  params = jax.tree_util.tree_map_with_path(lambda path, x: x.T if path in flip else x,
-                                            out["state"])["params"]
+    def abstract(path, x):
+      shape = x.shape[::-1] if path in flip else x.shape
+      return jax.ShapeDtypeStruct(shape, x.dtype, sharding=device)
+
+    target = jax.tree_util.tree_map_with_path(abstract, like)
+    out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        target, restore_args=jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding),
+                                          target), partial_restore=True)))
+    params = jax.tree_util.tree_map_with_path(lambda path, x: x.T if path in flip else x,
+                                              out["state"])["params"]
+  except MemoryError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(
+        f"checkpoint {step} under {root} is damaged or does not match the run's "
+        f"config.json ({_cause(e)}); use another checkpoint (--checkpoint=latest or a "
+        "step number) or train the run again") from e
+  bad = [jax.tree_util.keystr(path) for path, x in jax.tree_util.tree_leaves_with_path(params)
+         if not np.all(np.isfinite(np.asarray(x)))]
+  if bad:
+    raise CheckpointError(f"checkpoint {step} under {root} holds non-finite parameters "
+                          f"({', '.join(bad[:3])}): it is damaged or was saved by a run that "
+                          "diverged; use another checkpoint")
   return params, meta
 
 
 def steps(directory: str, *, keep_best: bool) -> tuple[list[int], int | None]:
   """(all checkpoint steps, the best one) under `directory`/checkpoints, read from disk
-  (`keep_best` as the run was trained: the best by valid/rmse, else the latest)."""
-  manager = make_manager(directory, keep_best=keep_best)
-  all_steps = sorted(manager.all_steps())
-  best = manager.best_step() if all_steps else None
+  (`keep_best` as the run was trained: the best by valid/rmse, else the latest).
+
+  Reads only (no folder is created): ([], None) when there is no checkpoints folder.
+  The best is None when no checkpoint has the validation metrics it is chosen by.
+  Raises CheckpointError when the checkpoints' records cannot be read.
+  """
+  root = os.path.abspath(os.path.join(directory, "checkpoints"))
+  if not os.path.isdir(root):
+    return [], None
+  try:
+    options = ocp.CheckpointManagerOptions(best_fn=_metric if keep_best else None,
+                                           best_mode="min", create=False)
+    manager = ocp.CheckpointManager(root, options=options, item_names=("state", "meta"))
+    all_steps = sorted(manager.all_steps())
+    best = manager.best_step() if all_steps else None
+  except MemoryError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    which = _damaged_metrics(root)
+    what = f"checkpoint {which} under {root} is damaged" if which is not None else (
+        f"the checkpoints under {root} cannot be listed")
+    raise CheckpointError(f"{what} ({_cause(e)}); move that checkpoint folder away to use "
+                          "the others, or train the run again") from e
   return all_steps, best
 
 
@@ -232,3 +277,30 @@ def best_step(manager: ocp.CheckpointManager) -> int | None:
 
 def latest_step(manager: ocp.CheckpointManager) -> int | None:
   return manager.latest_step()
+
+
+class CheckpointError(DataError):
+  """A checkpoint that cannot be read: damaged, incomplete, or not of the run's config."""
+
+
+def _cause(error: BaseException) -> str:
+  """A short account of a failed read: the exception without tensorstore's specs."""
+  text = re.sub(r"\s*\[tensorstore_spec(\[\d+\])?='.*?'\]", "", str(error), flags=re.S)
+  text = re.sub(r'Error opening "\w+" driver: ', "", text)
+  text = " ".join(text.split()) or type(error).__name__
+  if isinstance(error, FileNotFoundError) and "not found" not in text:
+    text = f"missing file: {text}"
+  return text[:400] + (" ..." if len(text) > 400 else "")
+
+
+def _damaged_metrics(root: str) -> int | None:
+  """The first step under `root` whose metrics record is not valid JSON, if any."""
+  for name in sorted((n for n in os.listdir(root) if n.isdigit()), key=int):
+    path = os.path.join(root, name, "metrics", "metrics")
+    if os.path.exists(path):
+      try:
+        with open(path, encoding="utf-8") as f:
+          json.load(f)
+      except (OSError, ValueError):
+        return int(name)
+  return None

@@ -9,6 +9,7 @@ import jax
 from ml_collections import config_dict
 
 from autorec_jax.config.schema import base_config
+from autorec_jax.data.errors import DataFormatError
 
 
 def config_json(cfg) -> str:
@@ -36,14 +37,41 @@ def _tuples(value):
 
 
 def load_config(workdir: str) -> config_dict.ConfigDict:
-  """The resolved config a run saved in `workdir/config.json`."""
+  """The resolved config a run saved in `workdir/config.json`.
+
+  Raises FileNotFoundError when `workdir` is missing, is not a folder, or holds no
+  config.json, and DataFormatError naming the file (and line) when config.json is not
+  UTF-8 JSON holding an object of config sections.
+  """
+  if not workdir:
+    raise ValueError("expected a run's workdir, got an empty path")
+  if not os.path.exists(workdir):
+    raise FileNotFoundError(f"{workdir}: is not a run's workdir (no such folder)")
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"{workdir}: is not a run's workdir (it is a file; expected "
+                            "the folder a run was trained in)")
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  if not os.path.isfile(path):
     raise FileNotFoundError(f"{path} not found: {workdir} is not a run's workdir")
-  with open(path, encoding="utf-8") as f:
-    saved = _tuples(json.load(f))
+  try:
+    with open(path, encoding="utf-8") as f:
+      saved = json.load(f)
+  except json.JSONDecodeError as e:
+    raise DataFormatError(path, e.lineno, f"expected the run's config as JSON, got invalid "
+                          f"JSON at column {e.colno} ({e.msg})") from None
+  except UnicodeDecodeError as e:
+    raise DataFormatError(path, None, f"expected UTF-8 JSON, got the byte "
+                          f"0x{e.object[e.start]:02x} at byte offset {e.start}") from None
+  defaults = base_config().to_dict()
+  if not isinstance(saved, dict):
+    raise DataFormatError(path, None, f"expected a JSON object of config sections, got "
+                          f"{type(saved).__name__}")
+  for key, value in saved.items():
+    if isinstance(defaults.get(key), dict) and not isinstance(value, dict):
+      raise DataFormatError(path, None, f"expected section {key!r} to be a JSON object, got "
+                            f"{value!r:.60}")
   # Fields added to the schema after the run was saved take their defaults.
-  return config_dict.ConfigDict(_merge(base_config().to_dict(), saved))
+  return config_dict.ConfigDict(_merge(defaults, _tuples(saved)))
 
 
 def _merge(defaults: dict, saved: dict) -> dict:

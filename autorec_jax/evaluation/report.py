@@ -8,7 +8,8 @@ epoch, parameters) and two plots: report/valid_rmse.png (validation RMSE per epo
 one line per run) and report/train_vs_valid.png (one panel per run: the train
 loss as an RMSE on the rating scale next to the validation RMSE). Only files are read
 (config.json, metrics.jsonl, results.json); nothing runs JAX. A run still training
-(no results.json) gets its curves and a row marked "running".
+(no results.json) gets its curves and a row marked "running". An --output folder that
+holds a report already is written into only with --overwrite.
 
 The train curve is sqrt(train/loss) times the run's scaling half-width: the RMSE of
 the training pass on the rating scale, measured with dropout and noise on and
@@ -25,30 +26,69 @@ from typing import Any, Sequence
 
 from absl import app, flags
 
+from autorec_jax.data.errors import DataFormatError
 from autorec_jax.runtime import cli
 
+
+def _read_json(path: str):
+  """A JSON file's value; DataFormatError naming the file (and line) when it is not
+  UTF-8 JSON."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise DataFormatError(path, e.lineno, f"expected JSON, got invalid JSON at column "
+                          f"{e.colno} ({e.msg})") from None
+  except UnicodeDecodeError as e:
+    raise DataFormatError(path, None, f"expected UTF-8 JSON, got the byte "
+                          f"0x{e.object[e.start]:02x} at byte offset {e.start}") from None
+
+
 def read_run(workdir: str) -> dict[str, Any]:
-  """{"workdir", "name", "config", "metrics": [per-epoch rows], "results" or None}."""
+  """{"workdir", "name", "config", "metrics": [per-epoch rows], "results" or None}.
+
+  FileNotFoundError when `workdir` is not a run's workdir; DataFormatError naming the
+  file and line for a config.json or results.json that is not a JSON object, or a
+  metrics.jsonl line that is not a JSON object with an integer epoch (only its last
+  line may be cut short, by a run killed while writing it).
+  """
+  if not os.path.isdir(workdir):
+    why = "it is a file" if os.path.exists(workdir) else "no such folder"
+    raise FileNotFoundError(f"{workdir}: is not a run's workdir ({why})")
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  if not os.path.isfile(path):
     raise FileNotFoundError(f"{path} not found: {workdir} is not a run's workdir")
-  with open(path, encoding="utf-8") as f:
-    config = json.load(f)
+  config = _read_json(path)
+  if not isinstance(config, dict):
+    raise DataFormatError(path, None, f"expected a JSON object, got {type(config).__name__}")
   rows = []
   path = os.path.join(workdir, "metrics.jsonl")
   if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      for line in f:
-        if line.strip():
-          try:
-            rows.append(json.loads(line))
-          except json.JSONDecodeError:
-            break  # a line cut short by a killed run
+    with open(path, "rb") as f:
+      lines = f.read().split(b"\n")
+    last = max((i for i, l in enumerate(lines) if l.strip()), default=-1)
+    for no, raw in enumerate(lines, start=1):
+      if not raw.strip():
+        continue
+      try:
+        row = json.loads(raw.decode("utf-8"))
+      except (UnicodeDecodeError, json.JSONDecodeError):
+        if no - 1 == last:
+          break  # a line cut short by a killed run
+        raise DataFormatError(path, no, "expected a JSON object per line, got a line that "
+                              "is not JSON") from None
+      if not isinstance(row, dict) or isinstance(row.get("epoch"), bool) or not isinstance(
+          row.get("epoch"), int):
+        raise DataFormatError(path, no, "expected a JSON object with an integer `epoch`, got "
+                              f"{raw.decode('utf-8', 'replace')[:60]!r}")
+      rows.append(row)
   results = None
   path = os.path.join(workdir, "results.json")
   if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      results = json.load(f)
+    results = _read_json(path)
+    if not isinstance(results, dict):
+      raise DataFormatError(path, None, f"expected a JSON object, got "
+                            f"{type(results).__name__}")
   name = os.path.basename(os.path.normpath(workdir))
   return {"workdir": workdir, "name": name, "config": config, "metrics": rows,
           "results": results}
@@ -125,8 +165,9 @@ def markdown(runs: Sequence[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def plot_valid_rmse(runs: Sequence[dict], path: str) -> None:
-  """Validation RMSE per epoch, one line per run, best epoch marked."""
+def plot_valid_rmse(runs: Sequence[dict], path) -> None:
+  """Validation RMSE per epoch, one line per run, best epoch marked; a PNG written to
+  `path` (a file name or a binary file)."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for run in runs:
@@ -143,12 +184,13 @@ def plot_valid_rmse(runs: Sequence[dict], path: str) -> None:
   if ax.lines:
     ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=110, format="png")
   plt.close(fig)
 
 
-def plot_train_vs_valid(runs: Sequence[dict], path: str) -> None:
-  """One panel per run: train-pass RMSE (from train/loss) and validation RMSE."""
+def plot_train_vs_valid(runs: Sequence[dict], path) -> None:
+  """One panel per run: train-pass RMSE (from train/loss) and validation RMSE; a PNG
+  written to `path` (a file name or a binary file)."""
   plt = _pyplot()
   cols = min(3, max(1, len(runs)))
   rows = math.ceil(len(runs) / cols)
@@ -174,7 +216,7 @@ def plot_train_vs_valid(runs: Sequence[dict], path: str) -> None:
       ax.legend(fontsize=8)
   fig.suptitle("Train vs validation", fontsize=12)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=110, format="png")
   plt.close(fig)
 
 
@@ -185,22 +227,30 @@ def _pyplot():
   return plt
 
 
-def write_report(workdirs: Sequence[str], output: str) -> list[str]:
-  """Writes report.md and the two PNGs under `output`; returns their paths."""
+REPORT_FILES = ("report.md", "valid_rmse.png", "train_vs_valid.png")
+
+
+def write_report(workdirs: Sequence[str], output: str, *, overwrite: bool = False
+                 ) -> list[str]:
+  """Writes report.md and the two PNGs under `output`; returns their paths.
+
+  A folder that holds one of them already is refused (FileExistsError) unless
+  `overwrite`; each file is written under a temporary name and renamed into place.
+  """
   runs = [read_run(w) for w in workdirs]
   _unique_names(runs)
-  os.makedirs(output, exist_ok=True)
-  md_path = os.path.join(output, "report.md")
-  valid_png = os.path.join(output, "valid_rmse.png")
-  tv_png = os.path.join(output, "train_vs_valid.png")
-  plot_valid_rmse(runs, valid_png)
-  plot_train_vs_valid(runs, tv_png)
+  cli.check_output_dir(output, REPORT_FILES, overwrite=overwrite)
+  md_path, valid_png, tv_png = (os.path.join(output, name) for name in REPORT_FILES)
+  with cli.atomic_output(valid_png, "wb") as f:
+    plot_valid_rmse(runs, f)
+  with cli.atomic_output(tv_png, "wb") as f:
+    plot_train_vs_valid(runs, f)
   text = ("# Runs\n\n" + markdown(runs) +
           "\n![validation RMSE per epoch](valid_rmse.png)\n\n"
           "![train vs validation](train_vs_valid.png)\n\n"
           "Train curve: sqrt(train/loss) on the rating scale, measured on the training "
           "pass (dropout and noise on, averaged over the epoch).\n")
-  with open(md_path, "w", encoding="utf-8") as f:
+  with cli.atomic_output(md_path, encoding="utf-8") as f:
     f.write(text)
   return [md_path, valid_png, tv_png]
 
@@ -208,19 +258,19 @@ def write_report(workdirs: Sequence[str], output: str) -> list[str]:
 FLAGS = flags.FlagValues()
 _OUTPUT = flags.DEFINE_string("output", "report", "Directory for report.md and the PNGs.",
                               flag_values=FLAGS)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the report.md and PNGs an "
+                               "earlier report left in --output.", flag_values=FLAGS)
 
 
+@cli.one_line_errors
 def main(argv):
   workdirs = argv[1:]
   if not workdirs:
-    print("usage: python -m autorec_jax.evaluation.report RUN_DIR [RUN_DIR ...] [--output=DIR]",
-          file=sys.stderr)
+    print("usage: python -m autorec_jax.evaluation.report RUN_DIR [RUN_DIR ...] "
+          "[--output=DIR] [--overwrite]", file=sys.stderr)
     return 2
-  try:
-    paths = write_report(workdirs, _OUTPUT.value)
-  except (FileNotFoundError, json.JSONDecodeError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  cli.check_output_dir(_OUTPUT.value, REPORT_FILES, overwrite=_OVERWRITE.value)
+  paths = write_report(workdirs, _OUTPUT.value, overwrite=_OVERWRITE.value)
   print("wrote " + ", ".join(paths))
   return 0
 

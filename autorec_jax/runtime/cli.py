@@ -1,21 +1,52 @@
-"""Flags of the command-line tools kept out of absl's global FLAGS.
+"""What the command-line tools share: their flags, one-line errors, safe output files.
 
-Each tool (`recommend`, `export`, `report`) defines its flags on its own
-`flags.FlagValues`, so importing several tools into one process (tests, notebooks)
+Flags. Each tool (`predict`, `recommend`, `export`, `report`) defines its flags on its
+own `flags.FlagValues`, so importing several tools into one process (tests, notebooks)
 never raises DuplicateFlagError over shared names like --workdir; absl's own flags
 (--verbosity, --help, ...) still parse as usual:
 
   FLAGS = flags.FlagValues()
   WORKDIR = flags.DEFINE_string("workdir", None, "...", flag_values=FLAGS)
+
+  @cli.one_line_errors
+  def main(argv): ...
+
   app.run(main, flags_parser=cli.parser(FLAGS, required=("workdir",)))
+
+Errors. `one_line_errors` turns every exception a tool's main raises into one line on
+stderr, `error: ...`, and exit status 1 (a bad flag is caught earlier by `parser`:
+exit 2); Ctrl-C gives `interrupted: ...` and 130. The exception's own message is used
+where it already names what is wrong (DataError, ValueError, OSError with its path),
+JSON and UTF-8 decoding errors are told as such, and anything else is reported with
+its type. With the environment variable AUTOREC_DEBUG=1 the exception propagates, and
+Python prints its traceback.
+
+Output files. `check_output_file` refuses, before any work, an --output that exists
+(unless --overwrite), is a folder, or lies under a file; `atomic_output` writes a file
+under a temporary name in the same folder and renames it into place when complete,
+so a failed or interrupted write leaves the previous file as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
+import logging as std_logging
+import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from absl import flags
+# Imported for its flags (--verbosity, --logtostderr, ...), which every tool accepts.
+from absl import logging as _absl_logging  # pylint: disable=unused-import
+
+from autorec_jax.data.errors import DataError
+
+DEBUG_ENV = "AUTOREC_DEBUG"
+# The longest error line printed: a message listing data is cut here, so no error
+# ever floods the terminal.
+MAX_MESSAGE = 1000
 
 
 def parser(flag_values: flags.FlagValues, required: Sequence[str] = ()
@@ -29,8 +60,164 @@ def parser(flag_values: flags.FlagValues, required: Sequence[str] = ()
         if flag_values[name].value is None:
           raise flags.Error(f"flag --{name} must be given")
     except flags.Error as e:
-      print(f"error: {e}", file=sys.stderr)
+      print(f"error: {one_line(str(e))}", file=sys.stderr)
       sys.exit(2)
     return rest
 
   return parse
+
+
+def _not_orbax(record) -> bool:
+  return "/orbax/" not in record.pathname.replace("\\", "/")
+
+
+def _quiet_unraisable(unraisable) -> None:
+  """Drops what a failed checkpoint read leaves behind: tensorstore callbacks firing
+  into orbax's closed event loop, orbax read coroutines never awaited. Anything else
+  goes to Python's default hook."""
+  text = f"{unraisable.exc_value!r} {unraisable.object!r}"
+  if "Event loop is closed" in text or "orbax" in text or "array index" in text:
+    return
+  sys.__unraisablehook__(unraisable)
+
+
+def quiet_checkpoint_logs() -> None:
+  """Keeps orbax's noise off stderr (unless AUTOREC_DEBUG is set): its log lines, and
+  the tracebacks of its reads still in flight when a damaged checkpoint failed; the
+  tool reports a damaged checkpoint in its own error line."""
+  if debugging():
+    return
+  logger = std_logging.getLogger("absl")
+  if _not_orbax not in logger.filters:
+    logger.addFilter(_not_orbax)
+  sys.unraisablehook = _quiet_unraisable
+
+
+def debugging() -> bool:
+  """Whether AUTOREC_DEBUG asks for tracebacks instead of one-line errors."""
+  return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def one_line(text: str) -> str:
+  """`text` on one line (its lines joined by spaces), at most MAX_MESSAGE characters."""
+  text = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+  if len(text) > MAX_MESSAGE:
+    text = text[:MAX_MESSAGE - 5].rstrip() + " ..."
+  return text
+
+
+def describe(error: BaseException) -> str:
+  """The one line an exception is reported as (without the `error: ` prefix)."""
+  if isinstance(error, json.JSONDecodeError):
+    text = (f"expected JSON, got invalid JSON at line {error.lineno} column {error.colno} "
+            f"({error.msg})")
+  elif isinstance(error, UnicodeDecodeError):
+    text = (f"expected UTF-8 text, got the byte 0x{error.object[error.start]:02x} at byte "
+            f"offset {error.start}")
+  elif isinstance(error, DataError):
+    text = str(error)
+  elif isinstance(error, OSError) and error.filename is not None:
+    where = str(error.filename)
+    if error.filename2 is not None:
+      where += f" -> {error.filename2}"
+    text = f"{where}: {error.strerror or error}"
+  elif isinstance(error, (ValueError, OSError)) and str(error):
+    text = str(error)
+  elif isinstance(error, MemoryError):
+    text = "out of memory"
+  else:
+    text = (f"unexpected {type(error).__name__}: {error} (set {DEBUG_ENV}=1 to see the "
+            "traceback)")
+  return one_line(text)
+
+
+def one_line_errors(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int]:
+  """Wraps a tool's main: an exception becomes one `error: ...` line and exit status 1,
+  Ctrl-C `interrupted: ...` and 130; with AUTOREC_DEBUG=1 exceptions propagate."""
+
+  @functools.wraps(main)
+  def guarded(argv):
+    try:
+      return main(argv)
+    except KeyboardInterrupt:
+      if debugging():
+        raise
+      print("interrupted: stopped by Ctrl-C; no output file was changed", file=sys.stderr)
+      return 130
+    except Exception as e:  # pylint: disable=broad-except
+      if debugging():
+        raise
+      print(f"error: {describe(e)}", file=sys.stderr)
+      return 1
+
+  return guarded
+
+
+def check_output_file(path: str, *, overwrite: bool, flag: str = "--output") -> None:
+  """Refuses (ValueError, FileExistsError) an output file path that cannot or must not
+  be written: empty, a folder, under a file, or an existing file without `overwrite`."""
+  if not path:
+    raise ValueError(f"{flag} is empty; expected a file path")
+  if os.path.isdir(path):
+    raise ValueError(f"{flag}={path}: is a folder; expected a file path")
+  _check_parents(path, flag)
+  if os.path.lexists(path) and not overwrite:
+    raise FileExistsError(f"{path}: exists; pass --overwrite to replace it")
+
+
+def check_output_dir(path: str, names: Sequence[str], *, overwrite: bool,
+                     flag: str = "--output", hint: str = "pass --overwrite") -> None:
+  """Refuses an output folder that is a file or lies under one, or that holds one of
+  `names` (files this tool writes) unless `overwrite`."""
+  if not path:
+    raise ValueError(f"{flag} is empty; expected a folder")
+  if os.path.lexists(path) and not os.path.isdir(path):
+    raise ValueError(f"{flag}={path}: is a file; expected a folder")
+  _check_parents(path, flag)
+  present = [n for n in names if os.path.lexists(os.path.join(path, n))]
+  if present and not overwrite:
+    raise FileExistsError(f"{path}: holds {', '.join(present)} already; {hint} to "
+                          "replace them")
+
+
+def _check_parents(path: str, flag: str) -> None:
+  """The nearest existing folder above `path` must be a writable folder."""
+  parent = os.path.dirname(os.path.abspath(path))
+  while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise ValueError(f"{flag}={path}: {parent} is a file, not a folder")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise PermissionError(f"{flag}={path}: cannot write into {parent} (permission denied)")
+
+
+class OutputError(OSError):
+  """An output file that could not be written; `filename` is the file's own path."""
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "w", **open_kwargs) -> Iterator:
+  """Opens a temporary file next to `path` for writing; renames it to `path` when the
+  block completes, and removes it when the block raises. Missing parent folders are
+  made. An OSError names `path` (not the temporary name)."""
+  parent = os.path.dirname(os.path.abspath(path))
+  tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+  try:
+    os.makedirs(parent, exist_ok=True)
+    with open(tmp, mode, **open_kwargs) as f:
+      yield f
+    os.replace(tmp, path)
+  except OutputError:  # another output's failure, already told
+    _remove(tmp)
+    raise
+  except OSError as e:
+    _remove(tmp)
+    raise OutputError(e.errno, f"cannot write it: {e.strerror or e}", path) from e
+  except BaseException:
+    _remove(tmp)
+    raise
+
+
+def _remove(path: str) -> None:
+  with contextlib.suppress(OSError):
+    os.remove(path)

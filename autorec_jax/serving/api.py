@@ -36,6 +36,7 @@ from autorec_jax.data import titles as titles_lib
 from autorec_jax.evaluation import rmse as evaluate
 from autorec_jax.evaluation import topk
 from autorec_jax.serving import fold_in as fold_in_lib
+from autorec_jax.serving import ids as ids_lib
 from autorec_jax.serving import portable, predict
 
 EXCLUDE = ("all", "train")
@@ -127,7 +128,8 @@ class FoldIn:
     return self.predictions[self._model.item_index(item_ids)]
 
   def recommend(self, k: int = 10) -> list[Recommendation]:
-    """The k best items the user did not rate."""
+    """The k best items the user did not rate (k a positive int)."""
+    k = topk.check_k(k)
     allowed = self._model.trained_items & ~self.rated
     return self._model.ranked(self.scores, allowed, k)
 
@@ -189,30 +191,38 @@ class Model:
   # --- ids -------------------------------------------------------------------------
 
   def _index(self, index: pd.Index, ids: Iterable[Any], what: str) -> np.ndarray:
-    ids = list(ids) if not isinstance(ids, np.ndarray) else ids
-    values = np.asarray(ids)
-    if index.dtype.kind in "iu":
-      try:
-        values = values.astype(np.int64)
-      except ValueError:
-        raise ValueError(f"{what} ids of this data set are integers, got {ids!r}") from None
-    else:
-      values = values.astype(str).astype(object)
-    pos = index.get_indexer(values)
-    if np.any(pos < 0):
-      unknown = [v for v, p in zip(values.tolist(), pos) if p < 0]
-      more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+    pos, given = ids_lib.positions(index, ids, f"{what}_ids")
+    bad = ids_lib.values_at(given, pos == ids_lib.INVALID)
+    if bad:
+      raise ValueError(f"{what} id(s) {ids_lib.few(bad)} are not ids of this data set: its "
+                       f"{what} ids are {ids_lib.kind_of(index)}, matched exactly")
+    unknown = ids_lib.values_at(given, pos == ids_lib.UNKNOWN)
+    if unknown:
       hint = "; a new user's ratings go to fold_in" if what == "user" else ""
-      raise ValueError(f"unknown {what} id(s) {unknown[:5]}{more}{hint}")
-    return pos.astype(np.int64)
+      raise ValueError(f"unknown {what} id(s) {ids_lib.few(unknown)}{hint}")
+    return pos
 
   def user_index(self, user_ids: Iterable[Any]) -> np.ndarray:
-    """Indices of dataset user ids (ValueError for an unknown id)."""
+    """Indices of dataset user ids (ValueError for an unknown id or a value that is not
+    an id: ids match exactly, see serving/ids.py)."""
     return self._index(self._users, user_ids, "user")
 
   def item_index(self, item_ids: Iterable[Any]) -> np.ndarray:
-    """Indices of dataset item ids (ValueError for an unknown id)."""
+    """Indices of dataset item ids (ValueError for an unknown id or a value that is not
+    an id)."""
     return self._index(self._items, item_ids, "item")
+
+  def id_kind(self, what: str) -> str:
+    """"integers" or "strings": the kind of the data set's user or item ids."""
+    return ids_lib.kind_of(self._users if what == "user" else self._items)
+
+  def lookup(self, ids: Iterable[Any], what: str) -> np.ndarray:
+    """Indices of user (`what="user"`) or item ids without raising: ids.UNKNOWN (-1)
+    for an id the run does not know, ids.INVALID (-2) for a value that is not an id."""
+    if what not in ("user", "item"):
+      raise ValueError(f"what must be 'user' or 'item', got {what!r}")
+    return ids_lib.positions(self._users if what == "user" else self._items, ids,
+                             f"{what}_ids")[0]
 
   @property
   def titles(self) -> dict | None:
@@ -233,8 +243,9 @@ class Model:
     return self.predictor.predict(users, items)
 
   def scores(self, users: np.ndarray) -> np.ndarray:
-    """float32[U, I] unclipped scores of every item for user indices `users`."""
-    users = np.asarray(users, np.int64)
+    """float32[U, I] unclipped scores of every item for user indices `users` (integers
+    in [0, number of users); ValueError otherwise)."""
+    users = ids_lib.check_indices(users, len(self.user_ids), "user")
     if self.orientation == "user":
       out = np.zeros((len(users), len(self.item_ids)), np.float32)
       for start in range(0, len(users), self._batch):
@@ -271,9 +282,11 @@ class Model:
 
   def recommend_many(self, user_ids: Sequence[Any], k: int = 10, *, exclude: str = "all",
                      max_entries: int = 50_000_000) -> list[list[Recommendation]]:
-    """`recommend` for many users; scores `max_entries` (user, item) pairs at a time."""
-    if k < 1:
-      raise ValueError(f"k must be at least 1, got {k}")
+    """`recommend` for many users; scores `max_entries` (user, item) pairs at a time.
+    k must be a positive int (numpy ints too; not a bool or a float)."""
+    k = topk.check_k(k)
+    if exclude not in EXCLUDE:
+      raise ValueError(f"exclude must be one of {EXCLUDE}, got {exclude!r}")
     users = self.user_index(user_ids)
     known = self.known_items(exclude)
     group = max(1, max_entries // max(len(self.item_ids), 1))
@@ -291,6 +304,11 @@ class Model:
              ) -> list[Recommendation]:
     """The k best `allowed_I` items by `scores_I` (unclipped scores over every item),
     as Recommendations."""
+    k = topk.check_k(k)
+    scores_I, allowed_I = np.asarray(scores_I), np.asarray(allowed_I)
+    if scores_I.shape != (len(self.item_ids),) or allowed_I.shape != scores_I.shape:
+      raise ValueError(f"scores_I and allowed_I must have shape ({len(self.item_ids)},) (one "
+                       f"entry per item), got {scores_I.shape} and {allowed_I.shape}")
     # Validation's rule (topk.py): best first, equal scores in item-index order, so
     # the served list is the one the run's ranking metrics were measured on.
     best = topk.top_k_items(scores_I, k, allowed_I)
@@ -321,16 +339,7 @@ class Model:
     if method not in methods:
       raise ValueError(f"fold_in method {method!r} is not for a {self.orientation}-based "
                        f"model; use one of {', '.join(methods)}")
-    pairs = list(ratings.items()) if isinstance(ratings, Mapping) else list(ratings)
-    if not pairs:
-      raise ValueError("fold_in needs at least one (item id, rating) pair")
-    items = self.item_index([p[0] for p in pairs])
-    values = np.asarray([float(p[1]) for p in pairs], np.float32)
-    if len(np.unique(items)) != len(items):
-      raise ValueError("fold_in got the same item more than once")
-    lo, hi = self.rating_scale
-    if np.any(~np.isfinite(values)) or np.any((values < lo) | (values > hi)):
-      raise ValueError(f"ratings must lie in the rating scale [{lo:g}, {hi:g}]")
+    items, values = ids_lib.rating_pairs(ratings, self.item_index, self.rating_scale)
     rated = np.zeros(len(self.item_ids), bool)
     rated[items] = True
     if method == "encode":
@@ -356,9 +365,11 @@ class Model:
       self._fold_in = cls.from_predictor(self.predictor)
     return self._fold_in
 
-  def export(self, directory: str | None = None) -> str:
-    """Writes the model as a portable jax.export file (see portable.py); returns its path."""
-    return portable.export(self, directory)
+  def export(self, directory: str | None = None, *, overwrite: bool = False) -> str:
+    """Writes the model as a portable jax.export file (see portable.py) under
+    `directory` (default: workdir/export); returns its path. A directory that already
+    holds an export is refused (FileExistsError) unless `overwrite`."""
+    return portable.export(self, directory, overwrite=overwrite)
 
 
 def load(workdir: str, which: str | int = "best") -> Model:
@@ -367,5 +378,9 @@ def load(workdir: str, which: str | int = "best") -> Model:
 
   Reads only the workdir (config, data snapshot, checkpoint), so the model answers
   for the users and items it was trained on after the data files moved or changed.
+  A `which` that is none of these (a bool, a float, a negative number) is a
+  ValueError before anything is read; a step the run does not hold a
+  FileNotFoundError naming the steps it has.
   """
+  which = predict.parse_checkpoint(which, "which")
   return Model(predict.Predictor(workdir, which), workdir=workdir)

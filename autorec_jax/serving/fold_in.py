@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from autorec_jax.evaluation import rmse as evaluate
 from autorec_jax.models.autoencoder import ACTIVATIONS, AutoEncoder
+from autorec_jax.serving import ids as ids_lib
 
 
 def gaussian_prior(samples_SxD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,9 +111,21 @@ class _FoldIn:
     self.trained_items = np.asarray(trained_items, bool)
     self.fallback_I = np.asarray(fallback_I, np.float32)
 
+  def _checked(self, items, values) -> tuple[np.ndarray, np.ndarray]:
+    """Item indices in range and finite values, one per item (ValueError otherwise)."""
+    items = ids_lib.check_indices(items, len(self.trained_items), "item")
+    values = np.asarray(values, np.float64)
+    if values.shape != items.shape:
+      raise ValueError(f"got {len(items)} item indices and values of shape {values.shape}; "
+                       "pass one value per item")
+    if not np.all(np.isfinite(values)):
+      raise ValueError("fold-in values must be finite numbers")
+    if len(np.unique(items)) != len(items):
+      raise ValueError("fold-in got an item index more than once")
+    return items, values
+
   def _usable(self, items, ratings):
-    items = np.asarray(items, np.int64)
-    ratings = np.asarray(ratings, np.float64)
+    items, ratings = self._checked(items, ratings)
     keep = self.trained_items[items]
     return items[keep], ratings[keep]
 
@@ -163,6 +176,7 @@ class CodeFoldIn(_FoldIn):
 
   def fit(self, items: np.ndarray, y: np.ndarray, *, refine: bool = True) -> np.ndarray:
     """The code for model-unit values `y` on item indices: encoded, then refined."""
+    items, y = self._checked(items, y)
     x = np.zeros((1, len(self.trained_items)), np.float32)
     x[0, items] = y
     code = np.asarray(self._encode(jnp.asarray(x)), np.float64)[0]
@@ -254,7 +268,8 @@ class ReadoutFoldIn(_FoldIn):
 
   def fit(self, items: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The posterior mode of (w, b) given model-unit targets `y` on item indices."""
-    phi = self.codes_IxH[np.asarray(items, np.int64)]
+    items, y = self._checked(items, y)
+    phi = self.codes_IxH[items]
 
     def f(w):
       z = phi @ w

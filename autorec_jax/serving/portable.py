@@ -22,12 +22,15 @@ live model's predictions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from autorec_jax.runtime import cli
 
 EXPORT_DIR = "export"
 MODEL_FILE = "model.jax"
@@ -38,18 +41,22 @@ def _ids(values: np.ndarray) -> list:
   return [v.item() if hasattr(v, "item") else v for v in values]
 
 
-def export(model, directory: str | None = None, *,
+def export(model, directory: str | None = None, *, overwrite: bool = False,
            platforms: tuple[str, ...] = ("cpu", "cuda")) -> str:
   """Writes `model` (an api.Model) under `directory` (default: workdir/export).
 
-  Returns the path of the serialized function.
+  A directory that holds model.jax or model.json already is refused
+  (FileExistsError) unless `overwrite`. Both files are written to temporary names
+  first and renamed into place only when both are complete, so a failed export
+  leaves a previous one as it was. Returns the path of the serialized function.
   """
   predictor = model.predictor
   if directory is None:
     if model.workdir is None:
       raise ValueError("export needs a directory for a model built without a workdir")
     directory = os.path.join(model.workdir, EXPORT_DIR)
-  os.makedirs(directory, exist_ok=True)
+  cli.check_output_dir(directory, (MODEL_FILE, META_FILE), overwrite=overwrite,
+                       flag="directory", hint="pass overwrite=True")
   rows_fn = model.rows_fn(clip=True)
   params = jax.device_get(model.params)
   num_cols = model.num_columns
@@ -61,7 +68,7 @@ def export(model, directory: str | None = None, *,
   spec = jax.ShapeDtypeStruct((batch, num_cols), jnp.float32)
   exported = jax.export.export(jax.jit(predict_rows), platforms=platforms)(spec, spec)
   path = os.path.join(directory, MODEL_FILE)
-  _write(path, bytes(exported.serialize()))
+  blob = bytes(exported.serialize())
   rows, cols = (("user", model.item_ids) if model.orientation == "user"
                 else ("item", model.user_ids))
   meta = {
@@ -78,15 +85,11 @@ def export(model, directory: str | None = None, *,
       "platforms": list(platforms),
       "jax_version": jax.__version__,
   }
-  _write(os.path.join(directory, META_FILE), json.dumps(meta).encode("utf-8"))
+  with contextlib.ExitStack() as both:  # each renamed into place when both are written
+    both.enter_context(cli.atomic_output(path, "wb")).write(blob)
+    both.enter_context(cli.atomic_output(os.path.join(directory, META_FILE), "wb")).write(
+        json.dumps(meta).encode("utf-8"))
   return path
-
-
-def _write(path: str, data: bytes) -> None:
-  tmp = f"{path}.tmp"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
 
 
 def load_exported(directory: str):

@@ -9,17 +9,19 @@ Prints RMSE and MAE of the chosen checkpoint on the chosen part of the run's own
 --output, writes DeepRecommender-style lines `user item prediction truth` with the
 dataset's original ids. Predictions follow the same rules as training's evaluation:
 the model for warm pairs, the documented mean fallback for cold ones, clipped to the
-rating scale.
+rating scale. An existing --output is replaced only with --overwrite (the file is
+written under a temporary name and renamed when complete).
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 from absl import app, flags
 
 from autorec_jax.artifacts import checkpoint, snapshot
@@ -33,7 +35,7 @@ from autorec_jax.evaluation.pairs import PairPredictor
 from autorec_jax.models import registry as model_registry
 from autorec_jax.models.registry import FACTORIZATION_KINDS
 from autorec_jax.runtime import cli, console
-
+from autorec_jax.serving import ids as ids_lib
 
 
 def model_dir(workdir: str, cfg) -> str:
@@ -41,24 +43,63 @@ def model_dir(workdir: str, cfg) -> str:
   return os.path.join(workdir, "stage3_finetune") if cfg.stacked.enabled else workdir
 
 
+def parse_checkpoint(which, name: str = "checkpoint"):
+  """`which` checked before anything is read: "best", "latest", or a step number (an
+  int >= 0, numpy ints too, or a string of ASCII digits, returned as an int).
+  ValueError naming `name` (the argument, or the command line's flag) otherwise: a
+  bool, a float, a negative number, any other string."""
+  if isinstance(which, str):
+    if which in ("best", "latest"):
+      return which
+    if which.isascii() and which.isdigit():
+      return int(which)
+  elif isinstance(which, (int, np.integer)) and not isinstance(which, (bool, np.bool_)):
+    if which >= 0:
+      return int(which)
+    raise ValueError(f"{name} must be 'best', 'latest' or a step number >= 0, got {which}")
+  raise ValueError(f"{name} must be 'best', 'latest' or a step number (an int >= 0), got "
+                   f"{which!r:.80}")
+
+
 def resolve_step(directory: str, which, *, keep_best: bool) -> int:
-  """The checkpoint step `which` names: "best", "latest", or a step number (an int or
-  a string of digits). FileNotFoundError naming what exists when there is none."""
+  """The checkpoint step `which` names: "best", "latest", or a step number (see
+  parse_checkpoint). FileNotFoundError naming the checkpoints folder and the steps it
+  holds when there is no such checkpoint."""
+  which = parse_checkpoint(which)
+  root = os.path.join(directory, "checkpoints")
   all_steps, best = checkpoint.steps(directory, keep_best=keep_best)
-  if isinstance(which, str) and which == "best":
-    step = best
-  elif isinstance(which, str) and which == "latest":
-    step = all_steps[-1] if all_steps else None
-  elif isinstance(which, (int, np.integer)) and not isinstance(which, bool):
-    step = int(which)
-  elif isinstance(which, str) and which.isdigit():
-    step = int(which)
-  else:
-    raise ValueError(f"checkpoint must be 'best', 'latest' or a step number, got {which!r}")
-  if step is None or step not in all_steps:
-    raise FileNotFoundError(f"no checkpoint {which!r} in {directory}/checkpoints "
-                            f"(have steps {all_steps})")
-  return step
+  if not all_steps:
+    why = "no such folder" if not os.path.lexists(root) else (
+        "it is a file" if not os.path.isdir(root) else "it holds no checkpoint")
+    raise FileNotFoundError(f"{root}: no checkpoint to serve ({why}); the run stopped before "
+                            "saving one, or this is not a trained run's workdir")
+  shown = ", ".join(map(str, all_steps[:ids_lib.SHOWN]))
+  if len(all_steps) > ids_lib.SHOWN:
+    shown += f" and {len(all_steps) - ids_lib.SHOWN} more"
+  have = f"it holds step{'s' if len(all_steps) > 1 else ''} {shown}"
+  if which == "best":
+    if best is None:
+      raise FileNotFoundError(f"no best checkpoint under {root}: none of its checkpoints has "
+                              f"the validation metrics the best is chosen by ({have}); use "
+                              "'latest' or a step number")
+    return best
+  if which == "latest":
+    return all_steps[-1]
+  if which not in all_steps:
+    raise FileNotFoundError(f"no checkpoint {which} under {root}; {have}")
+  return which
+
+
+def _load_snapshot(directory: str) -> snapshot.Snapshot:
+  """snapshot.load, with a damaged data.npz (a bad zip, a missing array) named."""
+  try:
+    return snapshot.load(directory)
+  except DataError:
+    raise
+  except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, TypeError) as e:
+    path = os.path.join(directory, snapshot.SNAPSHOT_FILE)
+    cause = f"array {e} missing" if isinstance(e, KeyError) else cli.one_line(str(e))[:200]
+    raise DataError(f"{path}: damaged ({cause}); restore it or train the run again") from e
 
 
 class Predictor:
@@ -75,9 +116,14 @@ class Predictor:
   """
 
   def __init__(self, workdir: str, which="best", *, batch_size: int = 1024):
+    which = parse_checkpoint(which)
     self.cfg = load_config(workdir)
+    kind = self.cfg.model.get("kind", "autoencoder")
+    if kind in FACTORIZATION_KINDS:
+      raise ValueError(f"{workdir} holds a fitted {kind} baseline, not an autoencoder; it is "
+                       "served by `python -m autorec_jax.serving.predict` (load_predictor)")
     directory = model_dir(workdir, self.cfg)
-    snap = snapshot.load(directory)
+    snap = _load_snapshot(directory)
     self.data, self._pre, self.titles = snap.data, snap.pre, snap.titles
     self.orientation = self.cfg.model.orientation
     self._train_csr = self._pre.transform(self.data.train).to_csr(self.orientation)
@@ -117,8 +163,9 @@ class Predictor:
     return (user, item) if self.orientation == "user" else (item, user)
 
   def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
-    """Predicted ratings for index pairs (indices of this run's `Ratings`)."""
-    user, item = np.asarray(user, np.int64), np.asarray(item, np.int64)
+    """Predicted ratings for index pairs (indices of this run's `Ratings`; ValueError
+    for an index that is not an integer in range)."""
+    user, item = check_pairs(self.data.loaded.ratings, user, item)
     rows, cols = self._rows_cols(user, item)
     warm = self._row_seen[rows] & self._col_seen[cols]
     pred = self._stats.fallback(user, item).astype(np.float32)
@@ -139,8 +186,10 @@ class Predictor:
     """Predictions for original ids; an id the run never saw gets the fallback of the
     side that is known (a user never seen gets the item mean, and so on)."""
     ratings = self.data.loaded.ratings
-    u = _index_of(ratings.user_ids, user_ids)
-    i = _index_of(ratings.item_ids, item_ids)
+    u = _index_of(ratings.user_ids, user_ids, "user")
+    i = _index_of(ratings.item_ids, item_ids, "item")
+    if len(u) != len(i):
+      raise ValueError(f"got {len(u)} user ids and {len(i)} item ids; pass one per pair")
     pred = np.full(len(u), self._stats.global_mean, np.float32)
     both = (u >= 0) & (i >= 0)
     pred[both] = self.predict(u[both], i[both])
@@ -171,13 +220,19 @@ class FactorizationPredictor:
 
   def __init__(self, workdir: str):
     path = os.path.join(workdir, BEST_FILE)
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
       raise FileNotFoundError(f"{path} not found: {workdir} holds no fitted baseline")
     self.cfg = cfg = load_config(workdir)
-    snap = snapshot.load(workdir)
+    snap = _load_snapshot(workdir)
     self.data, self.titles = snap.data, snap.titles
-    self._factors, offsets, meta = load_factors(path)
-    self.epoch = int(meta["epoch"])
+    try:
+      self._factors, offsets, meta = load_factors(path)
+      self.epoch = int(meta["epoch"])
+    except MemoryError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise DataError(f"{path}: damaged ({cli.one_line(str(e))[:200] or type(e).__name__}); "
+                      "train the run again") from e
     self._pairs = PairPredictor(self.data.train, offsets, self.data.loaded.rating_scale,
                                 clip=cfg.eval.clip_predictions)
     self._stats = self._pairs.stats
@@ -185,6 +240,7 @@ class FactorizationPredictor:
 
   def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
     """float32 predicted ratings for index pairs (indices of this run's `Ratings`)."""
+    user, item = check_pairs(self.data.loaded.ratings, user, item)
     return self._pairs(self._factors, user, item).astype(np.float32)
 
   def part(self, name: str) -> Ratings:
@@ -196,13 +252,24 @@ class FactorizationPredictor:
   predict_ids = Predictor.predict_ids
 
 
-def _index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-  """Index of each id in the sorted id map, -1 where absent."""
-  ids = np.asarray(ids).astype(sorted_ids.dtype, copy=False)
-  if len(sorted_ids) == 0:
-    return np.full(len(ids), -1, np.int64)
-  pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-  return np.where(sorted_ids[pos] == ids, pos, -1).astype(np.int64)
+def check_pairs(ratings: Ratings, user, item) -> tuple[np.ndarray, np.ndarray]:
+  """(user, item) index arrays checked: integers in range, one user per item."""
+  user = ids_lib.check_indices(user, len(ratings.user_ids), "user")
+  item = ids_lib.check_indices(item, len(ratings.item_ids), "item")
+  if len(user) != len(item):
+    raise ValueError(f"got {len(user)} user and {len(item)} item indices; pass one per pair")
+  return user, item
+
+
+def _index_of(sorted_ids: np.ndarray, ids, what: str) -> np.ndarray:
+  """Index of each id in the sorted id map, -1 where absent; ValueError for a value
+  that is not an id of this data set (serving.ids)."""
+  pos, given = ids_lib.positions(pd.Index(sorted_ids), ids, f"{what} ids")
+  bad = ids_lib.values_at(given, pos == ids_lib.INVALID)
+  if bad:
+    raise ValueError(f"{what} id(s) {ids_lib.few(bad)} are not ids of this data set (its "
+                     f"ids are {ids_lib.kind_of(pd.Index(sorted_ids))})")
+  return pos
 
 
 def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -213,18 +280,21 @@ def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def write_deeprec_lines(path: str, part: Ratings, pred: np.ndarray) -> None:
   """`user item prediction truth` per line, original ids, written atomically."""
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
+  with cli.atomic_output(path, encoding="utf-8") as f:
     for u, i, p, t in zip(part.user_ids[part.user], part.item_ids[part.item], pred,
                           part.rating):
       f.write(f"{u} {i} {p:.4f} {t:g}\n")
-  os.replace(tmp, path)
 
 
 def load_predictor(workdir: str, which="best"):
   """The Predictor (autoencoder runs) or FactorizationPredictor (baselines) of a run."""
+  which = parse_checkpoint(which)
   cfg = load_config(workdir)
-  if cfg.model.get("kind", "autoencoder") in FACTORIZATION_KINDS:
+  kind = cfg.model.get("kind", "autoencoder")
+  if kind in FACTORIZATION_KINDS:
+    if which != "best":
+      raise ValueError(f"{workdir} holds a fitted {kind} baseline, which keeps only its best "
+                       f"factors: the checkpoint must be 'best', got {which!r}")
     return FactorizationPredictor(workdir)
   return Predictor(workdir, which)
 
@@ -239,6 +309,8 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["train", "valid", "test"],
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Write `user item prediction truth` lines here (or, with "
     "--qualifying, the Netflix prediction file).", flag_values=FLAGS)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output file.",
+                               flag_values=FLAGS)
 _BY = flags.DEFINE_enum("by", "user", ["user", "item"],
                         "Group the error by how many train ratings each user (or item) has.",
                         flag_values=FLAGS)
@@ -248,17 +320,23 @@ _QUALIFYING = flags.DEFINE_string(
     "rating per line).", flag_values=FLAGS)
 
 
+@cli.one_line_errors
 def main(argv):
   del argv
   console.quiet_library_logs()
-  try:
-    predictor = load_predictor(_WORKDIR.value, _CHECKPOINT.value)
-  except (DataError, FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  if _QUALIFYING.value:
+  cli.quiet_checkpoint_logs()
+  which = parse_checkpoint(_CHECKPOINT.value, "--checkpoint")
+  if _QUALIFYING.value is not None and _OUTPUT.value is None:
+    raise ValueError("--qualifying needs --output (the prediction file to write)")
+  if _OUTPUT.value is not None:
+    cli.check_output_file(_OUTPUT.value, overwrite=_OVERWRITE.value)
+  predictor = load_predictor(_WORKDIR.value, which)
+  if _QUALIFYING.value is not None:
     return _write_qualifying(predictor)
   part = predictor.part(_SPLIT.value)
+  if part.num_ratings == 0:
+    raise ValueError(f"--split={_SPLIT.value}: the run's {_SPLIT.value} part holds no "
+                     "ratings; choose another --split")
   pred = predictor.predict(part.user, part.item)
   m = metrics(pred, part.rating)
   where = (f"checkpoint of step {predictor.step}, epoch {predictor.epoch}"
@@ -269,21 +347,15 @@ def main(argv):
   for row in buckets.rmse_by_activity(predictor.data.train, part, pred, by=_BY.value):
     print(f"  {row['bucket']:>8}  {row['count']:>8} ratings  RMSE {row['rmse']:.4f}  "
           f"MAE {row['mae']:.4f}")
-  if _OUTPUT.value:
+  if _OUTPUT.value is not None:
     write_deeprec_lines(_OUTPUT.value, part, pred)
+    print(f"wrote {len(pred)} predictions to {_OUTPUT.value}")
   return 0
 
 
 def _write_qualifying(predictor: Predictor) -> int:
   from autorec_jax.data import netflix  # pylint: disable=import-outside-toplevel
-  if not _OUTPUT.value:
-    print("error: --qualifying needs --output", file=sys.stderr)
-    return 1
-  try:
-    queries = netflix.read_qualifying(_QUALIFYING.value)
-  except DataError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  queries = netflix.read_qualifying(_QUALIFYING.value)
   pred = predictor.predict_ids(queries.customer, queries.movie)
   netflix.write_predictions(_OUTPUT.value, queries, pred)
   print(f"wrote {len(pred)} predictions to {_OUTPUT.value}")

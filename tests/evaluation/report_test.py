@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from autorec_jax.data.errors import DataFormatError
 from autorec_jax.evaluation import report
 from tests import conftest, trained_runs
 
@@ -91,3 +92,59 @@ def test_cli(tmp_path):
   none = subprocess.run([sys.executable, "-m", "autorec_jax.evaluation.report"], cwd=conftest.REPO,
                         capture_output=True, text=True, timeout=120)
   assert none.returncode == 2 and "usage" in none.stderr
+
+
+def test_damaged_run_files_are_named(tmp_path):
+  run = _fake_run(tmp_path, "a")
+  (run / "config.json").write_text('{"data": {"name": "x",\n  "model" {}}')
+  with pytest.raises(DataFormatError, match=rf"{run}/config\.json:2: expected JSON, got "
+                                            r"invalid JSON at column \d+"):
+    report.read_run(str(run))
+  (run / "config.json").write_text("[1, 2]")
+  with pytest.raises(DataFormatError, match=rf"{run}/config\.json: expected a JSON object"):
+    report.read_run(str(run))
+  run = _fake_run(tmp_path, "b")
+  lines = (run / "metrics.jsonl").read_text().splitlines()
+  lines[1] = lines[1][:10]  # a cut line that is not the last one
+  (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+  with pytest.raises(DataFormatError, match=rf"{run}/metrics\.jsonl:2: expected a JSON object "
+                                            "per line"):
+    report.read_run(str(run))
+  run = _fake_run(tmp_path, "c")
+  (run / "metrics.jsonl").write_text('{"epoch": 1}\n{"valid/rmse": 1.0}\n{"epoch": 3}\n')
+  with pytest.raises(DataFormatError, match=rf"{run}/metrics\.jsonl:2: expected a JSON object "
+                                            "with an integer `epoch`"):
+    report.read_run(str(run))
+  (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+  (run / "results.json").write_text('{"test/rmse": 0.8')
+  with pytest.raises(DataFormatError, match=rf"{run}/results\.json:1: expected JSON"):
+    report.read_run(str(run))
+
+
+def test_cli_errors_are_one_line_and_reports_are_not_overwritten(tmp_path):
+  a = _fake_run(tmp_path, "a")
+  out = tmp_path / "rep"
+
+  def cli(*args):
+    return subprocess.run([sys.executable, "-m", "autorec_jax.evaluation.report", *map(str, args)],
+                          cwd=conftest.REPO, capture_output=True, text=True, timeout=120)
+
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / "config.json").write_text("{")
+  proc = cli(a, tmp_path / "bad", f"--output={out}")
+  assert proc.returncode == 1 and proc.stderr.strip().startswith(
+      f"error: {tmp_path / 'bad' / 'config.json'}:1: expected JSON, got invalid JSON")
+  assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+  out.mkdir()
+  (out / "report.md").write_text("my edited report\n")
+  proc = cli(a, f"--output={out}")
+  assert proc.returncode == 1 and proc.stderr.strip() == (
+      f"error: {out}: holds report.md already; pass --overwrite to replace them")
+  assert (out / "report.md").read_text() == "my edited report\n"
+  proc = cli(a, f"--output={out}", "--overwrite")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert (out / "report.md").read_text().startswith("# Runs")
+  assert sorted(p.name for p in out.iterdir()) == sorted(report.REPORT_FILES)
+  proc = cli(a, f"--output={a / 'config.json'}")
+  assert proc.returncode == 1 and proc.stderr.strip() == (
+      f"error: --output={a / 'config.json'}: is a file; expected a folder")

@@ -1,3 +1,6 @@
+import json
+import re
+
 import pytest
 from absl import flags
 
@@ -26,3 +29,61 @@ def test_missing_required_and_unknown_flags_exit_2(capsys):
   with pytest.raises(SystemExit) as e:
     cli.parser(_flag_values())(["prog", "--nope=1"])
   assert e.value.code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_one_line_errors(capsys, monkeypatch):
+  monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+
+  def failing(error):
+    @cli.one_line_errors
+    def main(argv):
+      raise error
+    return main
+
+  cases = [
+      (PermissionError(13, "Permission denied", "/x/out.csv"), "/x/out.csv: Permission denied"),
+      (json.JSONDecodeError("Expecting value", "{\n  x", 4),
+       "expected JSON, got invalid JSON at line 2 column 3 (Expecting value)"),
+      (ValueError("first\nsecond"), "first second"),
+      (ValueError("many " + "1, " * 2000), None),
+      (KeyError("epoch"), "unexpected KeyError: 'epoch' (set AUTOREC_DEBUG=1 to see the "
+                          "traceback)"),
+  ]
+  for error, expected in cases:
+    assert failing(error)(["prog"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert len(err) <= cli.MAX_MESSAGE + 10
+    if expected is not None:
+      assert err.strip() == f"error: {expected}"
+  assert failing(KeyboardInterrupt())(["prog"]) == 130
+  assert capsys.readouterr().err.startswith("interrupted: ")
+  monkeypatch.setenv(cli.DEBUG_ENV, "1")
+  with pytest.raises(KeyError):
+    failing(KeyError("epoch"))(["prog"])
+
+
+def test_atomic_output_keeps_the_old_file_when_a_write_fails(tmp_path):
+  path = tmp_path / "out.txt"
+  path.write_text("old\n")
+  with pytest.raises(RuntimeError):
+    with cli.atomic_output(str(path)) as f:
+      f.write("half")
+      raise RuntimeError("stopped half way")
+  assert path.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [path]
+  with cli.atomic_output(str(tmp_path / "new" / "out.txt")) as f:
+    f.write("new\n")
+  assert (tmp_path / "new" / "out.txt").read_text() == "new\n"
+
+
+def test_check_output_file(tmp_path):
+  (tmp_path / "f").write_text("x")
+  cli.check_output_file(str(tmp_path / "new" / "deeper" / "o.csv"), overwrite=False)
+  cli.check_output_file(str(tmp_path / "f"), overwrite=True)
+  for path, kind, message in (
+      ("", ValueError, "--output is empty"),
+      (tmp_path, ValueError, "is a folder; expected a file path"),
+      (tmp_path / "f" / "o.csv", ValueError, f"{tmp_path / 'f'} is a file, not a folder"),
+      (tmp_path / "f", FileExistsError, "exists; pass --overwrite to replace it")):
+    with pytest.raises(kind, match=re.escape(message)):
+      cli.check_output_file(str(path), overwrite=False)

@@ -177,3 +177,101 @@ def test_rows_fn_preprocesses_each_row_and_falls_back():
   assert out[0, 4] == pytest.approx(3.0)  # untrained column: the row's mean
   np.testing.assert_allclose(out[1], fallback)  # only an untrained column: cold row
   np.testing.assert_allclose(out[2], fallback)  # empty row
+
+
+def test_ids_match_exactly(model):
+  u, i = model.user_ids[0], model.item_ids[0]
+  base = model.predict([u], [i])
+  # The same ids in other clothes: a float equal to the id, a numpy int, digits.
+  np.testing.assert_array_equal(model.predict([float(u)], [i]), base)
+  np.testing.assert_array_equal(model.predict(np.array([u], np.int32), [str(i)]), base)
+  np.testing.assert_array_equal(model.predict(np.array([float(u)]), np.array([i])), base)
+  for bad in (u + 0.7, float("nan"), float("inf"), True, False, f" {u}", f"{u}.0", None,
+              b"1001", "٢٤"):
+    with pytest.raises(ValueError, match=r"user id\(s\) .* are not ids of this data set"):
+      model.predict([bad], [i])
+    with pytest.raises(ValueError, match=r"item id\(s\) .* are not ids of this data set"):
+      model.predict([u], [bad])
+  for bad in (np.array([u + 0.7]), np.array([np.nan]), np.array([True])):
+    with pytest.raises(ValueError, match="not ids of this data set"):
+      model.predict(bad, [i])
+  with pytest.raises(ValueError, match=r"user id\(s\) \[1001\.7\]"):  # named as given
+    model.recommend(1001.7)
+  with pytest.raises(ValueError, match="must be a sequence"):
+    model.predict(u, i)
+
+
+def test_id_errors_list_a_few_ids(model):
+  i = model.item_ids[0]
+  with pytest.raises(ValueError) as e:
+    model.predict(["x"] * 3000, [i] * 3000)
+  assert "and 2995 more" in str(e.value) and len(str(e.value)) < 300
+  with pytest.raises(ValueError) as e:
+    model.predict(list(range(10**6, 10**6 + 3000)), [i] * 3000)
+  assert "and 2995 more" in str(e.value) and len(str(e.value)) < 300
+
+
+def test_k_must_be_a_positive_int(model):
+  u = model.user_ids[0]
+  folded = model.fold_in({model.item_ids[model.trained_items][0]: 4})
+  for bad in (2.5, 0, -1, True, "3", None, np.float64(3.0)):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+      model.recommend(u, k=bad)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+      model.recommend_many([], k=bad)  # refused before anything is scored
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+      folded.recommend(bad)
+  assert len(model.recommend(u, k=np.int64(3))) == 3
+  assert len(folded.recommend(np.int32(2))) == 2
+
+
+def test_indices_are_checked(model):
+  """A negative index would take a row from the end, a float would be truncated."""
+  num_users, num_items = len(model.user_ids), len(model.item_ids)
+  for bad in ([-1], [num_users], [1.5], [True], np.array([0.0]), [[0]]):
+    with pytest.raises(ValueError, match="user ind"):
+      model.scores(bad)
+  p = model.predictor
+  with pytest.raises(ValueError, match=r"user indices \[-1\] are out of range"):
+    p.predict([-1], [0])
+  with pytest.raises(ValueError, match=rf"item indices \[{num_items}\] are out of range"):
+    p.predict([0], [num_items])
+  with pytest.raises(ValueError, match="one per pair"):
+    p.predict([0, 1], [0])
+  with pytest.raises(ValueError, match=r"item indices \[-1\] are out of range"):
+    model._fold_in_model().scores(np.array([-1]), np.array([4.0]))
+  from autorec_jax.serving import ensemble  # pylint: disable=import-outside-toplevel
+  blend = ensemble.Ensemble.average([model])
+  with pytest.raises(ValueError, match=r"user indices \[-1\] are out of range"):
+    blend.predict_index(np.array([-1]), np.array([0]))
+  with pytest.raises(ValueError, match=r"user indices \[-2\] are out of range"):
+    blend.scores(np.array([-2]))
+
+
+def test_load_checks_which_checkpoint(model):
+  latest = api.load(model.workdir, "latest").predictor.step
+  for bad in (True, float(latest), -1, "-1", "Best", None, " 1",
+              str(latest).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))):
+    with pytest.raises(ValueError, match="which must be 'best', 'latest' or a step number"):
+      api.load(model.workdir, bad)
+  assert api.load(model.workdir, np.int64(latest)).predictor.step == latest
+  with pytest.raises(FileNotFoundError, match=rf"no checkpoint {latest + 1000} under .*; it "
+                                              rf"holds step"):
+    api.load(model.workdir, latest + 1000)
+
+
+def test_fold_in_refuses_what_is_not_a_rating(model):
+  a, b = model.item_ids[model.trained_items][:2]
+  for ratings, pattern in (
+      ({a: True}, "must be a number, got True"),
+      ({a: "4"}, "must be a number, got '4'"),
+      ({a: float("nan")}, r"rating nan of item .* outside the rating scale"),
+      ([(a, 4, 1)], r"takes \(item id, rating\) pairs"),
+      ([a, b], r"takes \(item id, rating\) pairs"),
+      ("501,4", "ratings must be a sequence"),
+      ([(a + 0.5, 4)], r"item id\(s\) .* are not ids"),
+      ([(a, 4), (float(a), 5)], f"got item {float(a)!r} more than once")):
+    with pytest.raises(ValueError, match=pattern):
+      model.fold_in(ratings)
+  np.testing.assert_array_equal(model.fold_in(np.array([[a, 5.0], [b, 1.0]])).scores,
+                                model.fold_in({a: 5, b: 1}).scores)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -99,3 +100,50 @@ def test_cli_writes_into_the_workdir(tmp_path_factory):
                        capture_output=True, text=True, timeout=120)
   assert bad.returncode == 1 and "not a run's workdir" in bad.stderr
   assert "Traceback" not in bad.stderr
+
+
+def test_an_export_is_never_overwritten_without_asking(tmp_path_factory, tmp_path,
+                                                       monkeypatch):
+  workdir = trained_runs.tiny_run(tmp_path_factory, "item")
+  model = api.load(str(workdir))
+  directory = tmp_path / "export"
+  directory.mkdir()
+  (directory / export.META_FILE).write_text("{}")
+  with pytest.raises(FileExistsError, match=rf"{directory}: holds model\.json already; pass "
+                                            r"overwrite=True to replace them"):
+    model.export(str(directory))
+  assert (directory / export.META_FILE).read_text() == "{}"
+  model.export(str(directory), overwrite=True)
+  old = {n: (directory / n).read_bytes() for n in (export.MODEL_FILE, export.META_FILE)}
+  # A write that fails half way leaves the previous export whole.
+  real_replace = os.replace
+
+  def replace(src, dst):
+    if str(dst).endswith(export.MODEL_FILE):
+      raise OSError(28, "No space left on device", src)
+    real_replace(src, dst)
+
+  monkeypatch.setattr(os, "replace", replace)
+  with pytest.raises(OSError, match="No space left on device"):
+    model.export(str(directory), overwrite=True)
+  monkeypatch.undo()
+  assert {n: (directory / n).read_bytes() for n in old} == old
+  assert sorted(p.name for p in directory.iterdir()) == sorted(old)
+
+
+def test_cli_refuses_an_existing_export(tmp_path_factory, tmp_path):
+  workdir = trained_runs.tiny_run(tmp_path_factory, "item")
+  directory = tmp_path / "export"
+  directory.mkdir()
+  (directory / export.MODEL_FILE).write_bytes(b"mine")
+  cmd = [sys.executable, "-m", "autorec_jax.serving.export", f"--workdir={workdir}",
+         f"--output={directory}"]
+  proc = subprocess.run(cmd, cwd=conftest.REPO, capture_output=True, text=True, timeout=180)
+  assert proc.returncode == 1
+  assert proc.stderr.strip() == (f"error: {directory}: holds model.jax already; pass "
+                                 "--overwrite to replace them")
+  assert (directory / export.MODEL_FILE).read_bytes() == b"mine"
+  proc = subprocess.run(cmd + ["--overwrite"], cwd=conftest.REPO, capture_output=True,
+                        text=True, timeout=180)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert (directory / export.MODEL_FILE).stat().st_size > 100

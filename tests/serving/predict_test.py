@@ -71,3 +71,50 @@ def test_cli_prints_error_by_user_activity(trained_run):
                         timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "by item activity" in proc.stdout and "200+" in proc.stdout
+
+
+def test_cli_refuses_to_overwrite_an_output(trained_run, tmp_path):
+  workdir, _ = trained_run
+  out = tmp_path / "preds.txt"
+  out.write_text("my predictions\n")
+  cmd = [sys.executable, "-m", "autorec_jax.serving.predict", f"--workdir={workdir}",
+         f"--output={out}"]
+  proc = subprocess.run(cmd, cwd=conftest.REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert proc.stderr.strip() == f"error: {out}: exists; pass --overwrite to replace it"
+  assert out.read_text() == "my predictions\n"
+  proc = subprocess.run(cmd + ["--overwrite"], cwd=conftest.REPO, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert out.read_text() != "my predictions\n" and len(out.read_text().splitlines()) > 10
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.txt"]
+
+
+def test_checkpoint_errors(trained_run, tmp_path):
+  workdir, _ = trained_run
+  steps = predict.checkpoint.steps(str(workdir), keep_best=True)[0]
+  for bad in (True, 1.0, -3, "-3", "last", "٣"):
+    with pytest.raises(ValueError, match="checkpoint must be 'best', 'latest' or a step"):
+      predict.Predictor(str(workdir), bad)
+  with pytest.raises(FileNotFoundError, match=rf"no checkpoint 99 under {workdir}/checkpoints; "
+                                              rf"it holds steps? {steps[0]}"):
+    predict.Predictor(str(workdir), 99)
+  # A workdir without checkpoints is told so, and serving creates nothing in it.
+  bare = tmp_path / "bare"
+  bare.mkdir()
+  for name in ("config.json", "data.npz"):
+    (bare / name).write_bytes((workdir / name).read_bytes())
+  with pytest.raises(FileNotFoundError, match=rf"{bare}/checkpoints: no checkpoint to serve "
+                                              r"\(no such folder\)"):
+    predict.Predictor(str(bare))
+  assert sorted(p.name for p in bare.iterdir()) == ["config.json", "data.npz"]
+
+
+def test_predict_ids_refuses_values_that_are_not_ids(trained_run):
+  workdir, _ = trained_run
+  p = predict.Predictor(str(workdir))
+  users, items = p.data.loaded.ratings.user_ids, p.data.loaded.ratings.item_ids
+  np.testing.assert_array_equal(p.predict_ids(users[:2].astype(float), items[:2]),
+                                p.predict_ids(users[:2], items[:2]))
+  with pytest.raises(ValueError, match=r"user id\(s\) \[1001\.5\] are not ids"):
+    p.predict_ids(np.array([1001.5]), items[:1])

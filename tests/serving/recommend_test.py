@@ -1,4 +1,5 @@
 import csv
+import re
 import json
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def test_read_user_ids_and_new_ratings(tmp_path):
   assert recommend.read_new_ratings(str(ratings)) == [("501", 5.0), ("502", 3.5),
                                                       ("503", 1.0)]
   ratings.write_text("501,5\n502,good\n")
-  with pytest.raises(DataFormatError, match=r"me\.csv:2: expected a number"):
+  with pytest.raises(DataFormatError, match=r"me\.csv:2: expected a finite number"):
     recommend.read_new_ratings(str(ratings))
   ratings.write_text("501\n")
   with pytest.raises(DataFormatError, match=r"me\.csv:1: expected item,rating"):
@@ -134,8 +135,9 @@ def test_cli_new_user_ratings_fold_in(workdir, tmp_path, capsys):
 
 def test_cli_errors_are_one_line(workdir, tmp_path, capsys):
   rc, _, err = _main(capsys, f"--workdir={workdir}", "--user=1")
-  assert rc == 1 and err.strip() == ("error: unknown user id(s) [1]; a new user's "
-                                     "ratings go to fold_in")
+  assert rc == 1 and err.strip() == ("error: --user=1: unknown user id 1: the run's data "
+                                     "set has no such user; a new user's ratings go to "
+                                     "--ratings")
   rc, _, err = _main(capsys, f"--workdir={workdir}")
   assert rc == 2 and "exactly one of" in err
   rc, _, err = _main(capsys, f"--workdir={workdir}", "--user=1001",
@@ -180,3 +182,96 @@ def test_movielens_1m_top10_has_titles_no_rated_items_and_ranks_the_dense_output
   all_ui = p.data.loaded.ratings.to_csr("user")
   assert not set(_listed_items(proc.stdout)) & set(
       p.data.loaded.ratings.item_ids[all_ui[u].indices].tolist())
+
+
+@pytest.fixture(scope="module")
+def model(workdir):
+  return api.load(str(workdir))
+
+
+@pytest.mark.parametrize("text,line,pattern", [
+    ("501,5\n502,4\n99999,3\n", 3, r"unknown item id '99999': the run's data set has no such "
+                                   r"item"),
+    ("501,5\n502,4\n501,3\n", 3, r"expected each item once, got item 501 again \(first at "
+                                 r"line 1\)"),
+    ("501,5\n502,7\n", 2, r"expected a rating in \[1, 5\] \(the run's rating scale\), got 7"),
+    ("501,5\n502,0.5\n", 2, r"expected a rating in \[1, 5\] .*got 0\.5"),
+    ("501,5\n502,nan\n", 2, r"expected a finite number as the rating, got 'nan'"),
+    ("501,5\n502,good\n", 2, r"expected a finite number as the rating, got 'good'"),
+    ("501,5\n502,1e999\n", 2, r"expected a finite number as the rating, got '1e999'"),
+    ("abc,5\n", 1, r"expected an item id of the run's data set \(integers\), got 'abc'"),
+    ("501.5,5\n", 1, r"expected an item id .*got '501\.5'"),
+    ("1001,501,5\n", 1, r"expected item,rating \(2 fields\), got 3 fields: '1001,501,5'"),
+    ("501,,5\n", 1, r"expected item,rating \(2 fields\), got 3 fields"),
+    ("501,\n", 1, r"expected item,rating \(2 fields\), got an empty field"),
+    ("501,5\r502,4\r", 1, r"expected lines ending in .* got lines separated by \\r alone"),
+    ("50\xe9,5\n".encode("latin-1"), 1, r"expected UTF-8 text, got the byte 0xe9"),
+    ("501,5\n".encode("utf-16"), 1, r"expected UTF-8 text, got UTF-16"),
+    ("# only a comment\n\n", None, r"expected item,rating lines, got none"),
+    ("", None, r"expected item,rating lines, got none"),
+])
+def test_ratings_file_errors_name_the_line_and_value(model, tmp_path, text, line, pattern):
+  path = tmp_path / "me.csv"
+  if isinstance(text, bytes):
+    path.write_bytes(text)
+  else:
+    path.write_text(text, encoding="utf-8", newline="")
+  where = f"{path}:{line}: " if line is not None else f"{path}: "
+  with pytest.raises(DataFormatError, match=re.escape(where) + pattern):
+    recommend.check_new_ratings(model, str(path), recommend.read_rating_lines(str(path)))
+
+
+def test_ratings_file_bom_crlf_comments_and_header(model, tmp_path):
+  a, b = model.item_ids[model.trained_items][:2]
+  path = tmp_path / "me.csv"
+  path.write_bytes(f"\ufeff# mine\r\nmovieId,rating\r\n\r\n{a},5\r\n  {b} ; 1.5 \r\n"
+                   .encode("utf-8"))
+  rows = recommend.read_rating_lines(str(path))
+  assert rows == [(4, str(a), 5.0), (5, str(b), 1.5)]
+  recommend.check_new_ratings(model, str(path), rows)
+
+
+def test_users_file_errors_name_the_line_and_stay_short(model, workdir, tmp_path, capsys):
+  users = [str(u) for u in model.user_ids]
+  path = tmp_path / "users.txt"
+  path.write_text("user\n" + "\n".join(users[:100] + ["abc"] + users[100:]) + "\n")
+  rc, _, err = _main(capsys, f"--workdir={workdir}", f"--users-file={path}")
+  assert rc == 1 and err.strip() == (f"error: {path}:102: expected a user id of the run's data "
+                                     "set (integers), got 'abc'")
+  path.write_text("\n".join(users + [str(10**6 + n) for n in range(3000)]) + "\n")
+  rc, _, err = _main(capsys, f"--workdir={workdir}", f"--users-file={path}")
+  assert rc == 1 and len(err) < 300, err
+  assert err.strip() == (f"error: {path}:{len(users) + 1}: unknown user id '1000000': the run's "
+                         "data set has no such user (a new user's ratings go to --ratings) (and "
+                         f"2999 more problem lines, the next at line {len(users) + 2})")
+  path.write_text("\ufeffuser_id\r\n\r\n# me\r\n" + users[3] + "\r\n")
+  rc, out, err = _main(capsys, f"--workdir={workdir}", f"--users-file={path}", "--k=2")
+  assert rc == 0 and f"Top 2 for user {users[3]}:" in out, err
+
+
+def test_flag_ids_are_checked(model, workdir, tmp_path, capsys):
+  uid = str(model.user_ids[0])
+  for args, message in (
+      (["--user=1001.5"], "--user=1001.5: expected user ids of the run's data set (integers), "
+                          "got 1001.5"),
+      ([f"--user={uid}", "--predict=501,99999,88888"],
+       "--predict=501,99999,88888: unknown item ids 99999, 88888: the run's data set has no "
+       "such item"),
+      ([f"--users-file={tmp_path}/u.txt", "--predict=501"],
+       "--predict goes with --user or --ratings, not --users-file")):
+    rc, _, err = _main(capsys, f"--workdir={workdir}", *args)
+    assert rc == 1 and err.strip() == f"error: {message}"
+
+
+def test_output_is_never_overwritten_without_asking(model, workdir, tmp_path, capsys):
+  uid = str(model.user_ids[0])
+  out = tmp_path / "recs.csv"
+  out.write_text("my own notes\n")
+  rc, _, err = _main(capsys, f"--workdir={workdir}", f"--user={uid}", f"--output={out}")
+  assert rc == 1 and err.strip() == f"error: {out}: exists; pass --overwrite to replace it"
+  assert out.read_text() == "my own notes\n"
+  rc, stdout, err = _main(capsys, f"--workdir={workdir}", f"--user={uid}", f"--output={out}",
+                          "--overwrite")
+  assert rc == 0, err
+  assert out.read_text().startswith("user_id,rank,item_id")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["recs.csv"]
