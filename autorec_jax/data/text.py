@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from absl import logging
 
 from autorec_jax.data.errors import DataFormatError, DataNotFoundError
 from autorec_jax.data.types import Ratings, index_ratings
@@ -119,7 +120,8 @@ def resolve_duplicates(raw: RawRatings, policy: str) -> RawRatings:
 
   "error" raises DataFormatError at the second occurrence of the first repeated pair;
   "keep_last" keeps each pair's last rating; "mean" averages a pair's ratings (keeping
-  the last occurrence's timestamp and line).
+  the last occurrence's timestamp and line). A merge logs one warning with how many
+  pairs were repeated and how many ratings were merged away.
   """
   if policy not in DUPLICATE_POLICIES:
     raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {policy!r}")
@@ -135,8 +137,13 @@ def resolve_duplicates(raw: RawRatings, policy: str) -> RawRatings:
     at = f"line {first_line}" if first_path == path else f"{first_path}:{first_line}"
     raise DataFormatError(
         path, line, f"expected each (user, item) pair once, got user {raw.user[k]} "
-        f"item {raw.item[k]} again (first at {at}); set duplicates to 'keep_last' or "
-        "'mean' to merge repeats")
+        f"item {raw.item[k]} again (first at {at}); pass --config.data.duplicates=keep_last "
+        "(or =mean) to merge repeats")
+  num_pairs = len(frame[dup].drop_duplicates())
+  how = "kept each one's last rating" if policy == "keep_last" else "averaged each one's ratings"
+  logging.warning("%s: %d (user, item) pairs occur more than once (%d repeated ratings); "
+                  "%s (data.duplicates=%s)", ", ".join(raw.paths), num_pairs,
+                  int(np.count_nonzero(dup)), how, policy)
   if policy == "keep_last":
     return raw.subset(~frame.duplicated(keep="last").to_numpy())
   group = frame.groupby(["u", "i"], sort=False).ngroup().to_numpy()

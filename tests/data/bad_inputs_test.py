@@ -161,7 +161,8 @@ CASES = [
     # Duplicates (the default policy; keep_last and mean are tested below).
     Case("duplicate_pair", lambda c: load_csv("duplicate_pair.csv"),
          DataFormatError, "duplicate_pair.csv", 4,
-         "got user 1 item 10 again (first at line 2); set duplicates to 'keep_last' or 'mean'"),
+         "got user 1 item 10 again (first at line 2); pass --config.data.duplicates=keep_last "
+         "(or =mean)"),
     # Nothing to read.
     Case("empty_file", lambda c: load_csv("empty.csv"),
          DataFormatError, "empty.csv", None, "expected ratings, got an empty file"),
