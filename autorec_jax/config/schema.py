@@ -173,7 +173,8 @@ def base_config() -> config_dict.ConfigDict:
   # (learning_rate / (1 + decay_rate * epoch)). Counted in train steps, so
   # re-feeding updates share their step's rate.
   cfg.optim.schedule = "constant"
-  # The schedule's factor: > 0; multistep and exponential: in (0, 1] (1 = no decay).
+  # The schedule's factor, > 0 (1 = no decay); exponential: in (0, 1]; multistep: a
+  # factor above 1 raises the rate at those epochs (a warm-up step).
   cfg.optim.decay_rate = 1.0
   # multistep: the epochs (ints >= 0) at whose start the rate is multiplied by
   # decay_rate.

@@ -170,6 +170,8 @@ def test_off_values_are_accepted():
       "optim.weight_decay": 0.0, "optim.momentum": 0.0, "model.dropout": 0.0,
       "eval.ranking_ks": ()}))
   config_checks.validate(_with({"optim.decay_rate": 3.0, "optim.schedule": "inverse_time"}))
+  # multistep: a factor above 1 is a step up at the epochs named (a warm-up)
+  config_checks.validate(_with({"optim.decay_rate": 10.0, "optim.schedule": "multistep"}))
 
 
 def test_every_problem_is_reported_on_one_line():
