@@ -37,7 +37,7 @@ import math  # noqa: E402
 
 from ml_collections import config_dict  # noqa: E402
 
-from autorec_jax.config import schema  # noqa: E402
+from autorec_jax.config import domains, schema  # noqa: E402
 
 
 def _leaves(cfg, prefix=""):
@@ -73,18 +73,18 @@ def _problem(overrides, variant="tiny") -> str:
 def test_every_numeric_bool_and_tuple_field_has_a_domain():
   kinds = (int, float, bool, tuple)
   need = {name for name, _, typ in _leaves(schema.base_config()) if typ in kinds}
-  missing = sorted(need - set(config_checks.DOMAINS))
-  assert not missing, f"fields without a domain in config/checks.py DOMAINS: {missing}"
-  assert set(config_checks.DOMAINS) <= {name for name, _, _ in _leaves(schema.base_config())}
+  missing = sorted(need - set(domains.DOMAINS))
+  assert not missing, f"fields without a domain in config/domains.py DOMAINS: {missing}"
+  assert set(domains.DOMAINS) <= {name for name, _, _ in _leaves(schema.base_config())}
 
 
-NUMBER_FIELDS = [f for f, d in config_checks.DOMAINS.items()
-                 if isinstance(d, config_checks.Number)]
+NUMBER_FIELDS = [f for f, d in domains.DOMAINS.items()
+                 if isinstance(d, domains.Number)]
 
 
 @pytest.mark.parametrize("field", NUMBER_FIELDS)
 def test_every_number_refuses_nan_inf_and_bools_naming_the_field(field):
-  domain = config_checks.DOMAINS[field]
+  domain = domains.DOMAINS[field]
   if domain.integer:  # every int field has a lower bound and a maximum
     bad = [True, 1.5, -10**30, 10**30]
   else:  # (a bool given to a float field becomes 1.0 in ml_collections)
@@ -95,8 +95,8 @@ def test_every_number_refuses_nan_inf_and_bools_naming_the_field(field):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("field", [f for f, d in config_checks.DOMAINS.items()
-                                   if isinstance(d, config_checks.Flag)])
+@pytest.mark.parametrize("field", [f for f, d in domains.DOMAINS.items()
+                                   if isinstance(d, domains.Flag)])
 def test_every_bool_refuses_an_int(field):
   assert f"{field}=1 must be True or False" in _problem({field: 1})
 
