@@ -6,8 +6,8 @@ line (`--config.model.hidden='(512,512,1024)'`). Each field is documented by the
 comment next to it, with its allowed values and the value that turns it off where
 there is one; docs/configs.md is the same reference as a table (types, defaults,
 allowed values, units). `autorec_jax.config.domains` holds the domains and
-`autorec_jax.config.checks` enforces them before any
-work (NaN and infinity are never allowed; ints are not bools and bools not ints).
+`autorec_jax.config.checks` enforces them before any work (NaN and infinity are never
+allowed; ints are not bools and bools not ints).
 """
 
 from ml_collections import config_dict
