@@ -40,7 +40,7 @@ from autorec_jax.artifacts.checkpoint import DamagedCheckpoint
 from autorec_jax.config import checks as config_checks
 from autorec_jax.data.errors import DataError
 from autorec_jax.runtime import console, parallel, signals
-from autorec_jax.training import fast_path, registry
+from autorec_jax.training import fast_path, metrics, registry
 from autorec_jax.training import workdir as workdir_lib
 
 # pylint: enable=wrong-import-position
@@ -95,9 +95,7 @@ def main(argv):
     print(f"interrupted: {e}", file=sys.stderr)
     return 128 + e.signum
   if jax.process_index() == 0:
-    print(f"test RMSE {results['test/rmse']:.4f}  MAE {results['test/mae']:.4f}  "
-          f"(best epoch {results['best_epoch']}, valid RMSE {results['valid/rmse']:.4f}, "
-          f"{results['seconds_per_epoch']:.2f} s/epoch)")
+    print(metrics.summary_line(results))
   return 0
 
 

@@ -3,8 +3,11 @@
 The files in configs/ start from `base_config()` and change defaults only, so a field
 means the same in every experiment and every field can be overridden on the command
 line (`--config.model.hidden='(512,512,1024)'`). Each field is documented by the
-comment next to it; docs/configs.md is the same reference as a table (types,
-defaults, allowed values, units).
+comment next to it, with its allowed values and the value that turns it off where
+there is one; docs/configs.md is the same reference as a table (types, defaults,
+allowed values, units). `autorec_jax.config.domains` holds the domains and
+`autorec_jax.config.checks` enforces them before any work (NaN and infinity are never
+allowed; ints are not bools and bools not ints).
 """
 
 from ml_collections import config_dict
@@ -16,7 +19,7 @@ def base_config() -> config_dict.ConfigDict:
   """Every field with its default; data-set configs override what they need."""
   cfg = config_dict.ConfigDict()
   # Model initialisation, dropout, input noise and batch shuffling (the split has
-  # its own data.seed).
+  # its own data.seed); an int in [0, 2**32 - 1] (JAX keeps 32 bits of a seed).
   cfg.seed = 0
 
   # --- Data: what to read, and how to split it. ---
@@ -28,7 +31,9 @@ def base_config() -> config_dict.ConfigDict:
   # A ratings file, archive or folder (`~` expanded); unset = look under
   # $AUTOREC_DATA_DIR, then ~/.cache/autorec_jax, downloading when allowed.
   cfg.data.path = placeholder(str)
-  # A predefined test file (e.g. ML-100K's u1.test); unset = split data.path.
+  # A predefined test file (e.g. ML-100K's u1.test); unset = split data.path. It
+  # chooses the test part, so data.num_folds must stay 0 and data.test_fraction at its
+  # default (or 0).
   cfg.data.test_path = placeholder(str)
   # Download a public data set from its official site when it is missing (checked
   # against its sha256).
@@ -36,7 +41,8 @@ def base_config() -> config_dict.ConfigDict:
   # Repeated (user, item) pairs: error | keep_last | mean.
   cfg.data.duplicates = "error"
   # data.name=csv: the field delimiter (one ASCII character, '::', 'tab' or
-  # 'whitespace'); unset = sniff it from the first data line.
+  # 'whitespace'); unset = sniff it from the first data line. The csv_* fields are
+  # refused for other data sets, which would ignore them.
   cfg.data.csv_delimiter = placeholder(str)
   # data.name=csv: auto | yes | no: whether the first line is a header.
   cfg.data.csv_header = "auto"
@@ -46,23 +52,31 @@ def base_config() -> config_dict.ConfigDict:
   # data.name=csv: keep non-numeric ids as strings (else ids must be integers).
   cfg.data.csv_string_ids = False
   # The rating scale (ratings outside it are an error; predictions are clipped to
-  # it); unset = the data set's own (MovieLens 1..5 or 0.5..5, Jester -10..10,
-  # Netflix 1..5; csv: the smallest and largest rating read).
+  # it), finite, rating_min < rating_max; unset = the data set's own (MovieLens 1..5
+  # or 0.5..5, Jester -10..10; csv: the smallest and largest rating read). Netflix's
+  # is always 1..5 (setting them is refused).
   cfg.data.rating_min = placeholder(float)
   cfg.data.rating_max = placeholder(float)
   # data.name=netflix: the converted time split to train on (full | 3m | 6m | 1y);
-  # its valid and test halves are used as given.
+  # its valid and test halves are used as given, so data.test_path, num_folds,
+  # seed, rating_min/max and duplicates must stay unset or at their defaults, and
+  # test_fraction and valid_fraction at their defaults or 0.
   cfg.data.time_split = "full"
-  # The split's seed (independent of `seed`).
+  # The split's seed (independent of `seed`), an int in [0, 2**32 - 1].
   cfg.data.seed = 0
-  # Share of the ratings held out for test by a random split, in [0, 1).
+  # Share of the ratings held out for test by a random split, in [0, 1); 0 = no
+  # test part (the test metrics are null in results.json, "n/a" on the console).
+  # With data.num_folds or data.test_path it must stay at its default.
   cfg.data.test_fraction = 0.1
-  # k-fold cross-validation: num_folds 0 = random split, else >= 2 folds, and
-  # data.fold in [0, num_folds) is the test fold.
+  # k-fold cross-validation: num_folds 0 = random split, else >= 2 folds (at most
+  # the number of ratings), and data.fold in [0, num_folds) is the test fold (0
+  # without folds).
   cfg.data.num_folds = 0
   cfg.data.fold = 0
   # Share of the train part carved out for validation (model selection), in [0, 1);
-  # it has its own seed, so changing it never changes the test part.
+  # 0 = no validation part (the last epoch's model counts as the best). It has its
+  # own seed, so changing it never changes the test part. Settings that leave no
+  # train rating are refused when the data is split.
   cfg.data.valid_fraction = 0.05
 
   # --- Model. ---
@@ -70,7 +84,7 @@ def base_config() -> config_dict.ConfigDict:
   # user (U-AutoRec: a row per user, its ratings of every item) or item (I-AutoRec:
   # a row per item, its ratings by every user).
   cfg.model.orientation = "item"
-  # Encoder widths; the last is the code and the decoder mirrors the rest.
+  # Encoder widths (ints >= 1); the last is the code and the decoder mirrors the rest.
   cfg.model.hidden = (500,)
   # Widths as fractions of the input width instead, each in (0, 1] (e.g.
   # (0.1, 0.0833) for Strub & Mary's n/10, n/12); empty = use model.hidden.
@@ -80,7 +94,7 @@ def base_config() -> config_dict.ConfigDict:
   cfg.model.activation = "sigmoid"
   # Apply the activation on the output layer too (else the output is linear).
   cfg.model.output_activation = False
-  # Drop probability on the code layer while training, in [0, 1).
+  # Drop probability on the code layer while training, in [0, 1) (0 = none).
   cfg.model.dropout = 0.0
   # Constrained decoder: the decoder's kernels are the encoder's, transposed.
   cfg.model.tied = False
@@ -101,9 +115,10 @@ def base_config() -> config_dict.ConfigDict:
   # autorec_jax.training.factorization: SVD uses optim.*, train.batch_size =
   # ratings per step, train.num_epochs = SVD epochs or ALS-WR iterations).
   cfg.model.kind = "autoencoder"
-  # svd, als: latent factors per user and per item.
+  # svd, als: latent factors per user and per item (>= 1).
   cfg.model.rank = 15
-  # svd, als: lambda: per-rating L2 for SVD, weighted lambda * n_u for ALS-WR.
+  # svd, als: lambda (>= 0; 0 = none): per-rating L2 for SVD, weighted lambda * n_u
+  # for ALS-WR.
   cfg.model.reg = 0.02
   # svd, als: remove the train user/item means before fitting (the paper's
   # preprocessing) and learn regularised user/item biases on top (SVD: by gradient;
@@ -121,7 +136,8 @@ def base_config() -> config_dict.ConfigDict:
   # --- Input corruption of the known entries while training (Strub & Mary). ---
   # Fractions of the known input entries forced to 0 (masking), forced to the
   # scale's min or max (salt_pepper) or given Gaussian noise (gaussian): each in
-  # [0, 1], disjoint, their sum <= 1. gaussian_std: that noise's std, in model units.
+  # [0, 1] (0 = none), disjoint, their sum <= 1. gaussian_std: that noise's std, in
+  # model units (>= 0).
   cfg.noise = config_dict.ConfigDict()
   cfg.noise.masking = 0.0
   cfg.noise.salt_pepper = 0.0
@@ -145,23 +161,27 @@ def base_config() -> config_dict.ConfigDict:
   cfg.optim.momentum = 0.0
   # sgd, rmsprop: Nesterov momentum.
   cfg.optim.nesterov = False
-  # adam, adamw: first-moment decay; beta2: second-moment decay (rmsprop: its
-  # decay); eps: the denominator's epsilon (adam, adamw, rmsprop, adagrad).
+  # adam, adamw: first-moment decay in [0, 1); beta2: second-moment decay in [0, 1)
+  # (rmsprop: its decay); eps: the denominator's epsilon, > 0 (adam, adamw, rmsprop,
+  # adagrad).
   cfg.optim.beta1 = 0.9
   cfg.optim.beta2 = 0.999
   cfg.optim.eps = 1e-8
-  # L2 on kernels, not biases (>= 0; decoupled weight decay for adamw).
+  # L2 on kernels, not biases (>= 0, 0 = none; decoupled weight decay for adamw).
   cfg.optim.weight_decay = 0.0
   # constant | multistep (times decay_rate at each epoch in decay_epochs, DeepRec's)
   # | exponential (times decay_rate per epoch, smoothly) | inverse_time
   # (learning_rate / (1 + decay_rate * epoch)). Counted in train steps, so
   # re-feeding updates share their step's rate.
   cfg.optim.schedule = "constant"
-  # The schedule's factor (> 0).
+  # The schedule's factor, > 0 (1 = no decay); exponential: in (0, 1]; multistep: a
+  # factor above 1 raises the rate at those epochs (a warm-up step).
   cfg.optim.decay_rate = 1.0
-  # multistep: the epochs at whose start the rate is multiplied by decay_rate.
+  # multistep: the epochs (ints >= 0) at whose start the rate is multiplied by
+  # decay_rate.
   cfg.optim.decay_epochs = (0,)
-  # Clip the global gradient norm to this; unset = no clipping.
+  # Clip the global gradient norm to this (> 0); unset = no clipping (0 is refused:
+  # it would not mean "off").
   cfg.optim.grad_clip_norm = placeholder(float)
   # Do SGD with momentum as one native pass per parameter array where it is the
   # whole update (no Nesterov, weight decay or clipping; one CPU device;
@@ -177,9 +197,9 @@ def base_config() -> config_dict.ConfigDict:
   # optim/loss/noise settings.
   cfg.stacked.enabled = False
   # Each pre-training stage's own settings (their table 1), for "outer" and "inner":
-  # num_epochs; learning_rate; decay_rate (an inverse_time schedule, per epoch);
-  # weight_decay; alpha and beta (as loss.*); masking, salt_pepper, gaussian and
-  # gaussian_std (as noise.*).
+  # num_epochs (>= 1); learning_rate (> 0); decay_rate (> 0: an inverse_time
+  # schedule, per epoch); weight_decay (>= 0); alpha and beta (as loss.*); masking,
+  # salt_pepper, gaussian and gaussian_std (as noise.*).
   for stage in ("outer", "inner"):
     st = config_dict.ConfigDict()
     st.num_epochs = 10
@@ -198,13 +218,13 @@ def base_config() -> config_dict.ConfigDict:
   cfg.train = config_dict.ConfigDict()
   # Epochs (>= 1); the only field that may change when resuming (to extend a run).
   cfg.train.num_epochs = 100
-  # Rows per step, over all devices together (a multiple of the device count).
+  # Rows per step, over all devices together (>= 1, a multiple of the device count).
   cfg.train.batch_size = 64
   # Dense re-feeding passes per step (DeepRec section 2.2; 0 = none).
   cfg.train.refeed_steps = 0
-  # Validation (and best-checkpoint choice) every this many epochs.
+  # Validation (and best-checkpoint choice) every this many epochs (>= 1).
   cfg.train.eval_every_epochs = 1
-  # How often, in steps, losses are fetched from the device and logged.
+  # How often, in steps, losses are fetched from the device and logged (>= 1).
   cfg.train.log_every_steps = 50
   # Batches prepared ahead on a background thread (0 = none).
   cfg.train.prefetch = 2
@@ -212,7 +232,8 @@ def base_config() -> config_dict.ConfigDict:
   cfg.train.progress_bar = True
   # stop | rollback: on a NaN/inf loss stop with a message (the best checkpoint
   # stays intact), or restore the latest good checkpoint and go on with the
-  # learning rate times rollback_lr_factor (in (0, 1)), at most max_rollbacks times.
+  # learning rate times rollback_lr_factor (in (0, 1)), at most max_rollbacks times
+  # (>= 0; 0 = stop at the first NaN/inf loss, as on_nan=stop).
   cfg.train.on_nan = "stop"
   cfg.train.rollback_lr_factor = 0.5
   cfg.train.max_rollbacks = 3
@@ -225,14 +246,15 @@ def base_config() -> config_dict.ConfigDict:
 
   # --- Evaluation. ---
   cfg.eval = config_dict.ConfigDict()
-  # Rows per evaluation step (a multiple of the device count).
+  # Rows per evaluation step (>= 1, a multiple of the device count).
   cfg.eval.batch_size = 512
   # Clip predictions to the rating scale before metrics.
   cfg.eval.clip_predictions = True
-  # Cut-offs k of NDCG@k, Recall@k, Precision@k and MAP@k (empty = no ranking
-  # metrics). Candidates exclude the user's train items.
+  # Cut-offs k of NDCG@k, Recall@k, Precision@k and MAP@k, each an int >= 1 (empty =
+  # no ranking metrics; a k past the number of items ranks them all). Candidates
+  # exclude the user's train items.
   cfg.eval.ranking_ks = (10,)
-  # A held-out rating >= this is relevant; unset = 3/4 up the rating scale (4 on
-  # 1..5).
+  # A held-out rating >= this is relevant (finite); unset = 3/4 up the rating scale
+  # (4 on 1..5).
   cfg.eval.relevance_threshold = placeholder(float)
   return cfg

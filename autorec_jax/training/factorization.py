@@ -20,7 +20,6 @@ the autoencoder runs. Single-process: the fit runs on the default device.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -48,15 +47,9 @@ def validate(cfg) -> None:
   """Raises ConfigError naming the first impossible field of a factorization config."""
   config_checks.validate(cfg)
   m = cfg.model
-  problems = []
-  if m.kind not in KINDS:
-    problems.append(f"model.kind={m.kind!r} must be one of {KINDS} for a baseline run")
-  if not (isinstance(m.rank, int) and m.rank >= 1):
-    problems.append(f"model.rank={m.rank!r} must be an int >= 1")
-  if not m.reg >= 0:
-    problems.append(f"model.reg={m.reg} must be >= 0")
-  if problems:
-    raise config_checks.ConfigError("; ".join(problems))
+  if m.kind not in KINDS:  # model.rank and model.reg are checked with every field
+    raise config_checks.ConfigError(
+        f"model.kind={m.kind!r} must be one of {KINDS} for a baseline run")
 
 
 def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np.ndarray,
@@ -162,8 +155,4 @@ def _fit_and_evaluate(cfg, workdir: str) -> dict:
       "num_items": ratings.num_items, "split": split_summary,
   }
   logging.info("results: %s", results)
-  tmp = os.path.join(workdir, "results.json.tmp")
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=2, sort_keys=True)
-  os.replace(tmp, os.path.join(workdir, "results.json"))
-  return results
+  return metrics.finish_results(results, workdir)

@@ -267,12 +267,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   results = _final_results(cfg, data, manager, state, make_evaluator, make_ranking,
                            position.seconds, num_params, split_summary)
   writer.close()
-  if jax.process_index() == 0:
-    tmp = os.path.join(workdir, "results.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(workdir, "results.json"))
-  return results
+  return metrics.finish_results(results, workdir if jax.process_index() == 0 else None)
 
 
 @dataclasses.dataclass
@@ -373,6 +368,11 @@ def _roll_back(cfg, error: FloatingPointError, manager, state, position):
   return good, back
 
 
+def _strip(row: dict, prefix: str) -> dict:
+  """The entries of `row` whose keys start with `prefix`, without it."""
+  return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
+
+
 def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch_seconds,
                    num_params, split_summary) -> dict:
   best = checkpoint.best_step(manager)
@@ -392,8 +392,11 @@ def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoc
       "num_params": num_params,
       "num_users": data.loaded.ratings.num_users, "num_items": data.loaded.ratings.num_items,
       "split": split_summary,
-      **{f"test/{k}": v for k, v in test_ranking.items()},
-      **{k: v for k, v in best_row.items() if k.startswith("valid/") and "@" in k},
+      # Every ranking metric asked for, null where it does not exist (no relevant
+      # held-out rating, or no ranking pass for this model).
+      **{f"{part}/{metric}@{k}": row.get(f"{metric}@{k}")
+         for k in sorted(set(cfg.eval.ranking_ks)) for metric in ranking.METRICS
+         for part, row in (("test", test_ranking), ("valid", _strip(best_row, "valid/")))},
   }
   logging.info("results: %s", results)
   return results

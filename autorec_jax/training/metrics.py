@@ -1,6 +1,10 @@
-"""A CLU-shaped metric writer (absl logging + JSONL + TensorBoard) and a NaN guard.
+"""A CLU-shaped metric writer (absl logging + JSONL + TensorBoard), the run's
+results.json and last console line, and a NaN guard.
 
 Only process 0 writes files; other processes just log, as CLU's `just_logging`.
+metrics.jsonl and results.json are strict JSON: a metric that does not exist (the RMSE
+of an empty validation or test part, a ranking metric without a relevant rating) is
+`null`, never a bare `NaN`.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ class MetricWriter:
         self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
-    clean = {k: (float(v) if not isinstance(v, (int, str)) else v) for k, v in scalars.items()}
+    """Appends one JSONL row (non-finite values as null) and the finite scalars to
+    TensorBoard."""
+    clean = {k: _scalar(v) for k, v in scalars.items()}
     logging.debug("step %d: %s", step, ", ".join(f"{k}={_fmt(v)}" for k, v in clean.items()))
     if not self._write:
       return
-    self._jsonl.write(json.dumps({"step": int(step), **clean}) + "\n")
+    self._jsonl.write(json.dumps({"step": int(step), **clean}, allow_nan=False) + "\n")
     if self._tb is not None:
       for k, v in clean.items():
         if isinstance(v, (int, float)) and k not in ("step", "epoch"):
@@ -68,6 +74,63 @@ class MetricWriter:
 
 def _fmt(v: Any) -> str:
   return f"{v:.5g}" if isinstance(v, float) else str(v)
+
+
+def _scalar(v: Any) -> Any:
+  """A metric value for JSON: ints, strings and None as they are, other numbers as
+  float, NaN and infinities as None (JSON has no NaN)."""
+  if v is None or isinstance(v, (int, str)):
+    return v
+  v = float(v)
+  return v if math.isfinite(v) else None
+
+
+def strict(tree: Any) -> Any:
+  """`tree` (dicts, lists, numbers) with every NaN or infinite float replaced by None,
+  so `json.dump(..., allow_nan=False)` can write it."""
+  if isinstance(tree, dict):
+    return {k: strict(v) for k, v in tree.items()}
+  if isinstance(tree, (list, tuple)):
+    return [strict(v) for v in tree]
+  if isinstance(tree, float) and not math.isfinite(tree):
+    return None
+  return tree
+
+
+def finish_results(results: dict, workdir: str | None) -> dict:
+  """The run's final results as written: non-finite metrics as None; written to
+  `workdir/results.json` (atomically, strict JSON) unless workdir is None.
+
+  Raises FloatingPointError when the test part has ratings but its RMSE is not a
+  finite number (the model predicts NaN or inf): that is a failed run, not a
+  missing metric.
+  """
+  rmse, count = results.get("test/rmse"), results.get("test/count") or 0
+  if count and (rmse is None or not math.isfinite(rmse)):
+    raise FloatingPointError(f"test/rmse became {rmse} on the {count} test ratings: the "
+                             "best checkpoint predicts NaN or inf (try a lower "
+                             "optim.learning_rate or optim.grad_clip_norm)")
+  results = strict(results)
+  if workdir is not None:
+    tmp = os.path.join(workdir, "results.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(results, f, indent=2, sort_keys=True, allow_nan=False)
+    os.replace(tmp, os.path.join(workdir, "results.json"))
+  return results
+
+
+def summary_line(results: dict) -> str:
+  """The run's last stdout line: the best model's test RMSE and MAE, the best epoch,
+  its validation RMSE and the median epoch time; "n/a" for a metric of an empty part
+  (data.test_fraction=0, data.valid_fraction=0, or too few ratings to hold any)."""
+  if results.get("test/rmse") is None:
+    test = "test RMSE n/a (empty test part)"
+  else:
+    test = f"test RMSE {results['test/rmse']:.4f}  MAE {results['test/mae']:.4f}"
+  valid = results.get("valid/rmse")
+  valid = "valid RMSE n/a" if valid is None else f"valid RMSE {valid:.4f}"
+  return (f"{test}  (best epoch {results['best_epoch']}, {valid}, "
+          f"{results['seconds_per_epoch']:.2f} s/epoch)")
 
 
 def truncate_jsonl(path: str, last_epoch: int) -> None:

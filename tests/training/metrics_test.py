@@ -29,3 +29,48 @@ def test_check_finite_names_epoch_and_step():
   metrics.check_finite(0.3, what="train/loss", epoch=1, step=5)
   with pytest.raises(FloatingPointError, match=r"epoch 3 \(step 17\)"):
     metrics.check_finite(float("nan"), what="train/loss", epoch=3, step=17)
+
+
+def _strict_loads(text):
+  """json.loads that refuses NaN and Infinity (not JSON, though Python writes them)."""
+  def refuse(name):
+    raise ValueError(f"not strict JSON: {name}")
+  return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_scalars_are_written_as_null(tmp_path):
+  writer = metrics.MetricWriter(str(tmp_path))
+  writer.write_scalars(3, {"epoch": 1, "valid/rmse": float("nan"),
+                           "valid/ndcg@10": float("inf"), "train/loss": 0.5})
+  writer.close()
+  row = _strict_loads((tmp_path / "metrics.jsonl").read_text())
+  assert row == {"step": 3, "epoch": 1, "valid/rmse": None, "valid/ndcg@10": None,
+                 "train/loss": 0.5}
+
+
+def test_results_of_empty_parts_are_null_in_strict_json(tmp_path):
+  results = {"test/rmse": float("nan"), "test/mae": float("nan"), "test/count": 0,
+             "valid/rmse": float("nan"), "best_epoch": 2, "seconds_per_epoch": 0.5,
+             "split": {"test": {"ratings": 0}}, "test/ndcg@10": float("nan")}
+  out = metrics.finish_results(results, str(tmp_path))
+  written = _strict_loads((tmp_path / "results.json").read_text())
+  assert written == out
+  assert out["test/rmse"] is None and out["valid/rmse"] is None and out["test/ndcg@10"] is None
+  assert out["split"] == {"test": {"ratings": 0}} and out["test/count"] == 0
+  assert not (tmp_path / "results.json.tmp").exists()
+
+
+def test_a_non_finite_rmse_on_a_non_empty_test_part_is_an_error(tmp_path):
+  with pytest.raises(FloatingPointError, match=r"test/rmse became nan on the 25 test ratings"):
+    metrics.finish_results({"test/rmse": float("nan"), "test/count": 25}, str(tmp_path))
+  assert not (tmp_path / "results.json").exists()
+
+
+def test_summary_line_says_n_a_for_a_metric_that_does_not_exist():
+  common = {"best_epoch": 2, "seconds_per_epoch": 0.25}
+  assert metrics.summary_line({**common, "test/rmse": 0.9, "test/mae": 0.7,
+                               "valid/rmse": 0.95}) == (
+      "test RMSE 0.9000  MAE 0.7000  (best epoch 2, valid RMSE 0.9500, 0.25 s/epoch)")
+  assert metrics.summary_line({**common, "test/rmse": None, "test/mae": None,
+                               "valid/rmse": None}) == (
+      "test RMSE n/a (empty test part)  (best epoch 2, valid RMSE n/a, 0.25 s/epoch)")
