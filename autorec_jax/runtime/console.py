@@ -107,6 +107,21 @@ class Progress:
       self._bar = None
 
 
+def run_line(name: str, data, *, orientation: str, hidden, num_params: int,
+             input_path: str, resumed: int | None) -> str:
+  """What a run trains: `movielens_1m: 6040 users x 3706 items, ratings 1..5,
+  train/valid/test 855179/45009/100021; item-based 6040-500-6040, 6,046,540
+  parameters, sparse input` (`data` a RunData)."""
+  ratings, (lo, hi) = data.loaded.ratings, data.loaded.rating_scale
+  width = ratings.num_items if orientation == "user" else ratings.num_users
+  widths = [width, *hidden, *hidden[-2::-1], width]
+  return (f"{name}: {ratings.num_users} users x {ratings.num_items} items, ratings "
+          f"{lo:g}..{hi:g}, train/valid/test {data.train.num_ratings}/"
+          f"{data.valid.num_ratings}/{data.test.num_ratings}; {orientation}-based "
+          f"{'-'.join(map(str, widths))}, {num_params:,} parameters, {input_path} input"
+          + (f"; resumed from step {resumed}" if resumed is not None else ""))
+
+
 def eval_line(*, epoch: int, num_epochs: int, loss: float | None, valid_rmse: float | None,
               best_rmse: float | None, best_epoch: int | None, seconds: float) -> str:
   """`epoch 3/60  loss 0.8123  valid RMSE 0.8890  best 0.8890 @3  1.2 s`."""

@@ -201,14 +201,10 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   train_step, schedule = build_step(position.lr_scale)
   steps_per_epoch = batcher.num_train_batches
   if jax.process_index() == 0:
-    ratings, lo_hi = data.loaded.ratings, data.loaded.rating_scale
-    name = os.path.basename(ratings.source) if cfg.data.name == "csv" else cfg.data.name
-    widths = [batcher.num_cols, *model.hidden, *model.hidden[-2::-1], batcher.num_cols]
-    print(f"{name}: {ratings.num_users} users x {ratings.num_items} items, ratings "
-          f"{lo_hi[0]:g}..{lo_hi[1]:g}, train/valid/test {data.train.num_ratings}/"
-          f"{data.valid.num_ratings}/{data.test.num_ratings}; {orientation}-based "
-          f"{'-'.join(map(str, widths))}, {num_params:,} parameters, {input_path} input"
-          + (f"; resumed from step {latest}" if latest is not None else ""),
+    name = (os.path.basename(data.loaded.ratings.source) if cfg.data.name == "csv"
+            else cfg.data.name)
+    print(console.run_line(name, data, orientation=orientation, hidden=model.hidden,
+                           num_params=num_params, input_path=input_path, resumed=latest),
           flush=True)
   progress = console.Progress(
       total=cfg.train.num_epochs * steps_per_epoch,
