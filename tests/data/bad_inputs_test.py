@@ -548,10 +548,12 @@ def test_documented_training_messages_are_the_real_ones(tmp_path):
   run_config.write_config(cfg, str(tmp_path))
   other = movielens_1m.get_config("tiny")
   other.model.dropout = 0.5
+  workdir_lib.check_workdir(other, str(tmp_path))  # nothing trained: config.json yields
+  (tmp_path / "results.json").write_text("{}")
   with pytest.raises(config_checks.ConfigError) as err:
     workdir_lib.check_workdir(other, str(tmp_path))
   assert str(err.value).startswith(f"{tmp_path} holds a run with a different config "
-                                   "(model.dropout differ)")
+                                   "(model.dropout differ, per its config.json)")
   assert "--overwrite" in str(err.value)
   stop = signals.Interrupted(signal.SIGTERM, 3, 17)
   assert str(stop) == ("stopped by SIGTERM after 3 epochs and 17 batches of the next; a "
