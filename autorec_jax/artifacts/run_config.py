@@ -36,6 +36,20 @@ def _tuples(value):
   return value
 
 
+def read_json(path: str, expected: str = "JSON"):
+  """A JSON file's value; DataFormatError naming the file (and line) when it is not
+  UTF-8 JSON (`expected` says what the file should hold)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise DataFormatError(path, e.lineno, f"expected {expected}, got invalid JSON at "
+                          f"column {e.colno} ({e.msg})") from None
+  except UnicodeDecodeError as e:
+    raise DataFormatError(path, None, f"expected UTF-8 JSON, got the byte "
+                          f"0x{e.object[e.start]:02x} at byte offset {e.start}") from None
+
+
 def load_config(workdir: str) -> config_dict.ConfigDict:
   """The resolved config a run saved in `workdir/config.json`.
 
@@ -53,15 +67,7 @@ def load_config(workdir: str) -> config_dict.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path} not found: {workdir} is not a run's workdir")
-  try:
-    with open(path, encoding="utf-8") as f:
-      saved = json.load(f)
-  except json.JSONDecodeError as e:
-    raise DataFormatError(path, e.lineno, f"expected the run's config as JSON, got invalid "
-                          f"JSON at column {e.colno} ({e.msg})") from None
-  except UnicodeDecodeError as e:
-    raise DataFormatError(path, None, f"expected UTF-8 JSON, got the byte "
-                          f"0x{e.object[e.start]:02x} at byte offset {e.start}") from None
+  saved = read_json(path, "the run's config as JSON")
   defaults = base_config().to_dict()
   if not isinstance(saved, dict):
     raise DataFormatError(path, None, f"expected a JSON object of config sections, got "

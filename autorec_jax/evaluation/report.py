@@ -26,22 +26,9 @@ from typing import Any, Sequence
 
 from absl import app, flags
 
+from autorec_jax.artifacts.run_config import read_json
 from autorec_jax.data.errors import DataFormatError
 from autorec_jax.runtime import cli
-
-
-def _read_json(path: str):
-  """A JSON file's value; DataFormatError naming the file (and line) when it is not
-  UTF-8 JSON."""
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except json.JSONDecodeError as e:
-    raise DataFormatError(path, e.lineno, f"expected JSON, got invalid JSON at column "
-                          f"{e.colno} ({e.msg})") from None
-  except UnicodeDecodeError as e:
-    raise DataFormatError(path, None, f"expected UTF-8 JSON, got the byte "
-                          f"0x{e.object[e.start]:02x} at byte offset {e.start}") from None
 
 
 def read_run(workdir: str) -> dict[str, Any]:
@@ -58,7 +45,7 @@ def read_run(workdir: str) -> dict[str, Any]:
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path} not found: {workdir} is not a run's workdir")
-  config = _read_json(path)
+  config = read_json(path)
   if not isinstance(config, dict):
     raise DataFormatError(path, None, f"expected a JSON object, got {type(config).__name__}")
   rows = []
@@ -85,7 +72,7 @@ def read_run(workdir: str) -> dict[str, Any]:
   results = None
   path = os.path.join(workdir, "results.json")
   if os.path.exists(path):
-    results = _read_json(path)
+    results = read_json(path)
     if not isinstance(results, dict):
       raise DataFormatError(path, None, f"expected a JSON object, got "
                             f"{type(results).__name__}")
