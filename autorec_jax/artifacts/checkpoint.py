@@ -263,13 +263,6 @@ def steps(directory: str, *, keep_best: bool) -> tuple[list[int], int | None]:
   return all_steps, best
 
 
-def has_checkpoints(workdir: str) -> bool:
-  """Whether `workdir`/checkpoints holds a saved step (a run to resume)."""
-  directory = os.path.join(workdir, "checkpoints")
-  return os.path.isdir(directory) and any(
-      name.isdigit() for name in os.listdir(directory))
-
-
 def best_step(manager: ocp.CheckpointManager) -> int | None:
   """The best checkpoint's step (the latest if no metrics are kept)."""
   return manager.best_step()

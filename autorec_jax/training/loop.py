@@ -86,7 +86,8 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
 
 def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   data = load_data(cfg)
-  if checkpoint.has_checkpoints(workdir):  # resuming: on the data it was trained on
+  resuming = workdir_lib.has_training(workdir)
+  if resuming:  # on the data it was trained on
     snapshot.check_fingerprint(workdir, data.loaded.files)
   orientation = cfg.model.orientation
   split_summary = data.split.summary(data.loaded.ratings)
@@ -98,7 +99,8 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   parallel.check_batch_size(cfg.eval.batch_size, "eval.batch_size")
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
   pre, train_csr = model_inputs(cfg, data)
-  if jax.process_index() == 0:  # what serving needs, so the run stands alone
+  if jax.process_index() == 0 and not (  # what serving needs (a resumed run has it)
+      resuming and os.path.exists(os.path.join(workdir, snapshot.SNAPSHOT_FILE))):
     snapshot.save(workdir, data, pre)
     snapshot.write_fingerprint(workdir, data.loaded.files)
   input_path = choose_input_path(cfg, train_csr)
