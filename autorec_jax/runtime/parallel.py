@@ -31,8 +31,10 @@ def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str
   on CPU while earlier steps were still queued: reused batcher buffers corrupted
   training), so JAX gets a private copy and the batcher may reuse its buffers at once.
   """
-  return {k: jax.make_array_from_process_local_data(sharding, np.array(v))
-          for k, v in batch.items()}
+  private = {k: np.array(v) for k, v in batch.items()}
+  if jax.process_count() == 1:  # the local rows are all rows: one batched transfer
+    return jax.device_put(private, sharding)  # (~3x less overhead per small batch)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in private.items()}
 
 
 def check_batch_size(batch_size: int, what: str = "train.batch_size") -> None:

@@ -35,8 +35,16 @@ class TrainState:
 
 def init_state(model: AutoEncoder, tx: optax.GradientTransformation, num_inputs: int,
                init_key: jax.Array) -> TrainState:
-  params = model.init(init_key, jnp.zeros((1, num_inputs), jnp.float32), train=False)["params"]
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  """A fresh state: parameters from `init_key`, step 0, `tx`'s initial state."""
+
+  def init(key):
+    params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32), train=False)["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=tx.init(params))
+
+  # One compiled program (the same values) instead of one per operation, which took
+  # seconds at start-up.
+  return jax.jit(init)(init_key)
 
 
 # A pass's update: (state, loss_fn, x, y, m, c, dropout_key) -> (new state, loss, the
