@@ -154,6 +154,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   cfg.noise.masking, cfg.noise.salt_pepper = 0.15, 0.05
   cfg.train.batch_size = 20
   cfg.train.num_epochs = o_ep + f_ep if e2e else f_ep
+  cfg.train.patience = 0  # the paper's protocol: every epoch, the best by validation
   cfg.train.progress_bar = False
   cfg.eval.batch_size = 500
   return cfg

@@ -220,8 +220,10 @@ def point_workdir(sweep: Sweep, point: Point, runs_dir: str, dataset_config: str
 
 def point_overrides(sweep: Sweep, point: Point, epochs: int,
                     extra: dict[str, str] | None = None) -> dict[str, str]:
-  """The merged overrides of a point: sweep base, epochs, the point's own, then extra."""
-  return {**sweep.base, "train.num_epochs": str(epochs), **point.overrides, **(extra or {})}
+  """The merged overrides of a point: sweep base, epochs (all of them: the plots show
+  every epoch, so no early stopping), the point's own, then extra."""
+  return {**sweep.base, "train.num_epochs": str(epochs), "train.patience": "0",
+          **point.overrides, **(extra or {})}
 
 
 def point_command(sweep: Sweep, point: Point, *, dataset_config: str, runs_dir: str,

@@ -109,12 +109,16 @@ class Number:
 
 @dataclasses.dataclass(frozen=True)
 class Flag:
-  """A bool field (an int such as 1 is refused: it is not the same value)."""
+  """A bool field (an int such as 1 is refused: it is not the same value); `none`:
+  None is allowed and means this (e.g. "decided by the data")."""
+
+  none: str | None = None
 
   def problem(self, name: str, value: Any) -> str | None:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (value is None and self.none):
       return None
-    return f"{name}={show(value)} must be True or False"
+    extra = f" (or None: {self.none})" if self.none else ""
+    return f"{name}={show(value)} must be True or False{extra}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,9 +197,10 @@ DOMAINS: dict[str, Number | Flag | Numbers] = {
     "model.dropout": Number(lo=0, hi=1, hi_open=True, note="(0: none)"),
     "model.tied": Flag(),
     "model.rank": _count(1),
-    "model.reg": Number(lo=0, note="(0: none)"),
+    "model.reg": Number(lo=0, note="(0: none)", none="scaled with the ratings per user "
+                        "and item"),
     "model.use_biases": Flag(),
-    "preprocess.scale": Flag(),
+    "preprocess.scale": Flag(none="decided by the rating scale"),
     "noise.masking": _SHARE,
     "noise.salt_pepper": _SHARE,
     "noise.gaussian": _SHARE,
@@ -225,12 +230,15 @@ DOMAINS: dict[str, Number | Flag | Numbers] = {
     "train.progress_bar": Flag(),
     "train.rollback_lr_factor": Number(lo=0, hi=1, lo_open=True, hi_open=True),
     "train.max_rollbacks": _count(0, "(0: never roll back)"),
+    "train.patience": _count(0, "(0: no early stopping)"),
     "ckpt.every_steps": _count(0, "(0: only at epoch ends)"),
+    "ckpt.every_secs": Number(lo=0, note="(0: after every epoch)"),
     "eval.batch_size": _count(1),
     "eval.clip_predictions": Flag(),
     "eval.ranking_ks": Numbers(Number(lo=1, integer=True, cap=COUNT_MAX,
                                       note="(empty: no ranking metrics)")),
     "eval.relevance_threshold": Number(none="3/4 up the rating scale"),
+    "eval.ranking_every_epochs": _count(0, "(0: once, on the best checkpoint)"),
 }
 
 MISSING = object()

@@ -118,8 +118,11 @@ def base_config() -> config_dict.ConfigDict:
   # svd, als: latent factors per user and per item (>= 1).
   cfg.model.rank = 15
   # svd, als: lambda (>= 0; 0 = none): per-rating L2 for SVD, weighted lambda * n_u
-  # for ALS-WR.
-  cfg.model.reg = 0.02
+  # for ALS-WR. Unset = scaled with the data: c * sqrt(model.rank / n), n the smaller
+  # of the train part's mean ratings per user and per item, c = 0.08 (ALS-WR) or 0.06
+  # (SVD); 0.03 on MovieLens-1M, 2-3x more on sparser data, where a fixed small
+  # lambda overfits.
+  cfg.model.reg = placeholder(float)
   # svd, als: remove the train user/item means before fitting (the paper's
   # preprocessing) and learn regularised user/item biases on top (SVD: by gradient;
   # ALS-WR: solved with the factors); False: global mean only, no biases.
@@ -127,8 +130,12 @@ def base_config() -> config_dict.ConfigDict:
 
   # --- Preprocessing, computed on the train part and undone before every metric. ---
   cfg.preprocess = config_dict.ConfigDict()
-  # Map ratings to [-1, 1] for the model (Strub & Mary).
-  cfg.preprocess.scale = False
+  # Map ratings to [-1, 1] for the model (Strub & Mary): True | False; unset = by
+  # the rating scale: as they are on a 1..5-like scale (starting at >= 0 and 3 to 6
+  # wide: 1..5, 0.5..5, 1..7), where the defaults were tuned; scaled otherwise
+  # (1..10, 1..100, Jester's -10..10), where raw ratings pose the defaults another
+  # problem.
+  cfg.preprocess.scale = placeholder(bool)
   # none | row: remove each row's train mean (the user's for a U-encoder, the
   # item's for a V-encoder).
   cfg.preprocess.bias = "none"
@@ -224,6 +231,11 @@ def base_config() -> config_dict.ConfigDict:
   cfg.train.refeed_steps = 0
   # Validation (and best-checkpoint choice) every this many epochs (>= 1).
   cfg.train.eval_every_epochs = 1
+  # Early stopping: stop at the first validation pass that finds no better
+  # validation RMSE than this many epochs (or more) before it (>= 0; 0 = train all
+  # train.num_epochs, which is otherwise a cap). May change when resuming. Without a
+  # validation part it does nothing.
+  cfg.train.patience = 10
   # How often, in steps, losses are fetched from the device and logged (>= 1).
   cfg.train.log_every_steps = 50
   # Batches prepared ahead on a background thread (0 = none).
@@ -243,6 +255,13 @@ def base_config() -> config_dict.ConfigDict:
   # Also checkpoint every this many steps inside an epoch (0 = only at epoch ends);
   # SIGTERM/SIGINT always save one before stopping.
   cfg.ckpt.every_steps = 0
+  # Write an epoch-end checkpoint only when this many seconds (>= 0; 0 = after every
+  # epoch) have passed since the last write, and always at the last epoch: each
+  # write costs a fixed 0.1-0.5 s. A better validation state in between is held in
+  # host memory and written first at the next write, so the best is never lost; a
+  # killed run resumes from the last write and repeats the epochs since (to the same
+  # results).
+  cfg.ckpt.every_secs = 60.0
 
   # --- Evaluation. ---
   cfg.eval = config_dict.ConfigDict()
@@ -257,4 +276,8 @@ def base_config() -> config_dict.ConfigDict:
   # A held-out rating >= this is relevant (finite); unset = 3/4 up the rating scale
   # (4 on 1..5).
   cfg.eval.relevance_threshold = placeholder(float)
+  # Validation ranking metrics every this many epochs (>= 0; 0 = once, on the best
+  # checkpoint at the end): a ranking pass can cost more than an epoch of training.
+  # The test part's ranking metrics are always computed, on the best checkpoint.
+  cfg.eval.ranking_every_epochs = 0
   return cfg

@@ -36,8 +36,10 @@ from autorec_jax.data import run_data as run_data_lib
 from autorec_jax.evaluation.pairs import PairPredictor
 from autorec_jax.models import factorization as fz
 from autorec_jax.models.registry import FACTORIZATION_KINDS as KINDS
-from autorec_jax.training import metrics, optim
+from autorec_jax.training import data_defaults, metrics, optim
+from autorec_jax.training import stopping as stopping_lib
 from autorec_jax.training import workdir as workdir_lib
+from autorec_jax.training.position import Position
 
 _ALS_CHUNK = 16384  # ratings per normal-equation accumulation step
 _INIT_STD = 0.1
@@ -53,7 +55,7 @@ def validate(cfg) -> None:
 
 
 def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np.ndarray,
-                 target: np.ndarray):
+                 target: np.ndarray, reg: float):
   """(init factors, fit_epoch(factors, epoch) -> (factors, {"train/loss"}))."""
   m = cfg.model
   factors = fz.init_factors(jax.random.key(cfg.seed), num_users, num_items, m.rank,
@@ -62,7 +64,7 @@ def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np
   if m.kind == "svd":
     steps_per_epoch = -(-len(target) // cfg.train.batch_size)
     tx, schedule = optim.from_config(cfg.optim, steps_per_epoch)
-    epoch_fn = fz.make_svd_epoch(tx, reg=m.reg, learn_biases=m.use_biases)
+    epoch_fn = fz.make_svd_epoch(tx, reg=reg, learn_biases=m.use_biases)
     arrays = tuple(jnp.asarray(a) for a in (user, item, target))
     opt_state = [tx.init(factors)]
 
@@ -77,8 +79,8 @@ def _make_fitter(cfg, num_users: int, num_items: int, user: np.ndarray, item: np
 
   by_user = fz.chunk_by_row(user, item, target, num_users, chunk=_ALS_CHUNK)
   by_item = fz.chunk_by_row(item, user, target, num_items, chunk=_ALS_CHUNK)
-  iteration = fz.make_als_iteration(reg=m.reg, learn_biases=m.use_biases)
-  objective = jax.jit(lambda f, a, b: fz.als_objective(f, a, b, reg=m.reg)[0])
+  iteration = fz.make_als_iteration(reg=reg, learn_biases=m.use_biases)
+  objective = jax.jit(lambda f, a, b: fz.als_objective(f, a, b, reg=reg)[0])
 
   def fit_als(factors, epoch):
     del epoch  # ALS-WR is deterministic given its initial item factors
@@ -113,15 +115,23 @@ def _fit_and_evaluate(cfg, workdir: str) -> dict:
                            use_biases=cfg.model.use_biases)
   target = (value - np.asarray(fz.offset(offsets, tr.user, tr.item))).astype(np.float32)
   predictor = PairPredictor(tr, offsets, (lo, hi), clip=cfg.eval.clip_predictions)
+  reg = data_defaults.choose_reg(
+      cfg.model.reg, kind=cfg.model.kind, rank=cfg.model.rank, num_ratings=tr.num_ratings,
+      num_users=len(np.unique(tr.user)), num_items=len(np.unique(tr.item)))
+  logging.info("lambda %g (%s)", reg.value, reg.why)
   factors, fit_epoch = _make_fitter(cfg, ratings.num_users, ratings.num_items, tr.user,
-                                    tr.item, target)
+                                    tr.item, target, reg.value)
   num_params = fz.num_params(factors, learn_biases=cfg.model.use_biases)
 
   writer = metrics.MetricWriter(workdir)
   has_valid = data.valid.num_ratings > 0
+  patience = cfg.train.patience if has_valid else 0
   best = {"epoch": 0, "rmse": float("inf"), "mae": float("nan"), "factors": factors}
+  position = Position()
   epoch_seconds: list[float] = []
   for epoch in range(1, cfg.train.num_epochs + 1):
+    if position.patience_ran_out(patience):
+      break
     t0 = time.perf_counter()
     factors, row = fit_epoch(factors, epoch)
     jax.block_until_ready(factors)
@@ -133,6 +143,8 @@ def _fit_and_evaluate(cfg, workdir: str) -> dict:
     if has_valid:
       valid = predictor.evaluate(factors, data.valid)
       row.update({"valid/rmse": valid["rmse"], "valid/mae": valid["mae"]})
+      position.evaluated(epoch, valid["rmse"])
+    position = position.next_epoch(epoch)
     writer.write_scalars(epoch, row)
     writer.flush()
     # Without a validation part the latest factors count as the best.
@@ -142,6 +154,10 @@ def _fit_and_evaluate(cfg, workdir: str) -> dict:
       save_factors(os.path.join(workdir, BEST_FILE), factors, offsets,
                    {"epoch": epoch, "metrics": row})
   writer.close()
+  stopping = stopping_lib.summary(position, patience=patience,
+                                  num_epochs=cfg.train.num_epochs, has_valid=has_valid)
+  print(f"{cfg.model.kind}: lambda {reg.value:.4g} ({reg.why}); "
+        f"{stopping_lib.console_line(stopping)}", flush=True)
 
   test = predictor.evaluate(best["factors"], data.test)
   results = {
@@ -153,6 +169,10 @@ def _fit_and_evaluate(cfg, workdir: str) -> dict:
       "train_seconds": float(sum(epoch_seconds)),
       "num_params": num_params, "num_users": ratings.num_users,
       "num_items": ratings.num_items, "split": split_summary,
+      **stopping, "model/reg": reg.value, "model/reg_why": reg.why,
+      # Always [-1, 1]: the baselines' own preprocessing (Strub & Mary 4.1).
+      **data_defaults.scale_record(data_defaults.ScaleChoice(
+          True, "factorization baselines: always [-1, 1]"), (lo, hi)),
   }
   logging.info("results: %s", results)
   return metrics.finish_results(results, workdir)

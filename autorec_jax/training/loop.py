@@ -37,16 +37,22 @@ from autorec_jax.training import fast_path
 from autorec_jax.training import metrics
 from autorec_jax.training import noise as noise_lib
 from autorec_jax.training import optim
+from autorec_jax.training import data_defaults
+from autorec_jax.training import stopping as stopping_lib
 from autorec_jax.training import workdir as workdir_lib
+from autorec_jax.training.epoch_checkpoints import EpochCheckpoints
+from autorec_jax.training.position import Position
 from autorec_jax.training.step import init_state, make_train_step
 
 
 
 def model_inputs(cfg, data: "RunData"):
   """(Preprocessor fitted on train, the train part in model units as a CSR matrix
-  with a row per example of `model.orientation`)."""
+  with a row per example of `model.orientation`); `preprocess.scale` unset is decided
+  by the rating scale (`data_defaults.choose_scale`)."""
+  scale = data_defaults.choose_scale(cfg.preprocess.scale, data.loaded.rating_scale)
   pre = preprocess.Preprocessor.fit(
-      data.train, orientation=cfg.model.orientation, scale=cfg.preprocess.scale,
+      data.train, orientation=cfg.model.orientation, scale=scale.on,
       rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
   return pre, pre.transform(data.train).to_csr(cfg.model.orientation)
 
@@ -99,6 +105,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   parallel.check_batch_size(cfg.eval.batch_size, "eval.batch_size")
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
   pre, train_csr = model_inputs(cfg, data)
+  scale_choice = data_defaults.choose_scale(cfg.preprocess.scale, data.loaded.rating_scale)
   if jax.process_index() == 0 and not (  # what serving needs (a resumed run has it)
       resuming and os.path.exists(os.path.join(workdir, snapshot.SNAPSHOT_FILE))):
     snapshot.save(workdir, data, pre)
@@ -159,18 +166,21 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
 
   has_valid = data.valid.num_ratings > 0
   valid_eval = make_evaluator(data.valid) if has_valid else None
-  valid_ranking = make_ranking(data.valid) if has_valid else None
+  # Validation ranking only every `eval.ranking_every_epochs` (0: once, at the end, on
+  # the best checkpoint): a ranking pass can cost more than an epoch of training.
+  rank_every = cfg.eval.ranking_every_epochs
+  valid_ranking = make_ranking(data.valid) if has_valid and rank_every else None
   manager = checkpoint.make_manager(workdir, keep_best=has_valid)
   writer_path = os.path.join(workdir, "metrics.jsonl")
 
-  position = _Position()
+  position = Position()
   manager, latest, restored, meta = checkpoint.restore_newest_intact(
       workdir, manager, state, keep_best=has_valid)
   if latest is not None:
     if "config" in meta:  # the run's own record, whatever config.json now says
       workdir_lib.refuse_other_config(workdir, meta["config"], cfg, f"checkpoint {latest}")
     state = restored
-    position = _Position.from_meta(meta)
+    position = Position.from_meta(meta)
     logging.info("resumed from the checkpoint at step %d (epoch %d, batch %d)", latest,
                  position.epoch, position.batch)
   position.config = json.loads(config_json(cfg))
@@ -206,22 +216,26 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
     name = (os.path.basename(data.loaded.ratings.source) if cfg.data.name == "csv"
             else cfg.data.name)
     print(console.run_line(name, data, orientation=orientation, hidden=model.hidden,
-                           num_params=num_params, input_path=input_path, resumed=latest),
+                           num_params=num_params, input_path=input_path, resumed=latest,
+                           units=data_defaults.describe(scale_choice)),
           flush=True)
   progress = console.Progress(
       total=cfg.train.num_epochs * steps_per_epoch,
       done=min(position.epoch * steps_per_epoch + position.batch,
                cfg.train.num_epochs * steps_per_epoch),
       enabled=cfg.train.progress_bar and jax.process_index() == 0)
+  saver = EpochCheckpoints(manager, every_secs=cfg.ckpt.every_secs)
+  patience = cfg.train.patience if has_valid else 0
   stop = StopSignal()
   with stop.installed(), contextlib.closing(progress):
     epoch = position.epoch + 1
-    while epoch <= cfg.train.num_epochs:
+    while epoch <= cfg.train.num_epochs and not position.patience_ran_out(patience):
       t0 = time.perf_counter()
       try:
         state, position = _train_epoch(cfg, epoch, state, position, batcher, train_step,
-                                       train_key, sharded, manager, stop, progress)
+                                       train_key, sharded, saver, stop, progress)
       except FloatingPointError as e:
+        saver.flush()  # the best so far stays on disk, and is a state to roll back to
         state, position = _roll_back(cfg, e, manager, state, position)
         train_step, schedule = build_step(position.lr_scale)
         writer.write_scalars(int(state.step), {"epoch": position.epoch,
@@ -235,20 +249,20 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
       row = {"epoch": epoch, **position.epoch_means(),
              "train/lr": float(schedule(int(state.step) - 1)),
              "perf/epoch_secs": position.seconds[-1]}
-      eval_metrics = None
+      eval_metrics, improved = None, False
       eval_now = (epoch % cfg.train.eval_every_epochs == 0 or epoch == cfg.train.num_epochs)
       if has_valid and eval_now:
         t1 = time.perf_counter()
         result = valid_eval(state.params)
         faults.reached("eval")
         row.update({"valid/rmse": result["rmse"], "valid/mae": result["mae"]})
-        t2 = time.perf_counter()
-        row.update({f"valid/{k}": v for k, v in valid_ranking(state.params).items()})
-        row["perf/eval_secs"] = t2 - t1  # the RMSE/MAE pass
-        row["perf/ranking_secs"] = time.perf_counter() - t2
+        row["perf/eval_secs"] = time.perf_counter() - t1  # the RMSE/MAE pass
+        if valid_ranking is not None and epoch % rank_every == 0:
+          t2 = time.perf_counter()
+          row.update({f"valid/{k}": v for k, v in valid_ranking(state.params).items()})
+          row["perf/ranking_secs"] = time.perf_counter() - t2
         eval_metrics = {"valid/rmse": result["rmse"]}
-        if result["rmse"] < position.best_rmse:
-          position.best_rmse, position.best_epoch = result["rmse"], epoch
+        improved = position.evaluated(epoch, result["rmse"])
       if eval_now and jax.process_index() == 0:
         progress.line(console.eval_line(
             epoch=epoch, num_epochs=cfg.train.num_epochs, loss=row.get("train/loss"),
@@ -259,58 +273,26 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
       position = position.next_epoch(epoch)
       writer.write_scalars(int(state.step), row)
       writer.flush()
-      checkpoint.save(manager, int(state.step), state, position.to_meta(row), eval_metrics)
+      last = epoch == cfg.train.num_epochs or position.patience_ran_out(patience)
+      saver.epoch_end(int(state.step), state, position.to_meta(row), eval_metrics,
+                      improved=improved, last=last)
       epoch += 1
+    saver.flush()
 
+  stopping = stopping_lib.summary(position, patience=patience,
+                                  num_epochs=cfg.train.num_epochs, has_valid=has_valid)
+  if jax.process_index() == 0:
+    progress.line(stopping_lib.console_line(stopping))
   results = _final_results(cfg, data, manager, state, make_evaluator, make_ranking,
                            position.seconds, num_params, split_summary)
+  results.update(stopping)
+  results.update(data_defaults.scale_record(scale_choice, data.loaded.rating_scale))
   writer.close()
   return metrics.finish_results(results, workdir if jax.process_index() == 0 else None)
 
 
-@dataclasses.dataclass
-class _Position:
-  """Where training is: completed epochs, batches into the next one, and that partial
-  epoch's metric sums, so a resumed run continues exactly where the checkpoint was."""
-
-  epoch: int = 0
-  batch: int = 0
-  sums: dict = dataclasses.field(default_factory=dict)
-  seconds: list = dataclasses.field(default_factory=list)
-  lr_scale: float = 1.0
-  rollbacks: int = 0
-  best_rmse: float = float("inf")  # the best validation RMSE so far, and its epoch
-  best_epoch: int = 0
-  config: dict = dataclasses.field(default_factory=dict)  # the run's resolved config
-
-  @classmethod
-  def from_meta(cls, meta: dict) -> "_Position":
-    return cls(epoch=int(meta["epoch"]), batch=int(meta.get("batch", 0)),
-               sums=dict(meta.get("sums", {})), seconds=list(meta.get("epoch_seconds", [])),
-               lr_scale=float(meta.get("lr_scale", 1.0)),
-               rollbacks=int(meta.get("rollbacks", 0)),
-               best_rmse=float(meta.get("best_rmse", float("inf"))),
-               best_epoch=int(meta.get("best_epoch", 0)))
-
-  def to_meta(self, row: dict | None = None) -> dict:
-    meta = {"epoch": self.epoch, "batch": self.batch, "sums": self.sums,
-            "epoch_seconds": self.seconds, "lr_scale": self.lr_scale,
-            "rollbacks": self.rollbacks, "best_rmse": self.best_rmse,
-            "best_epoch": self.best_epoch, "config": self.config}
-    if row is not None:
-      meta["metrics"] = row
-    return meta
-
-  def epoch_means(self) -> dict:
-    steps = max(self.batch, 1)
-    return {k: v / steps for k, v in self.sums.items() if k != "train/rows"}
-
-  def next_epoch(self, epoch: int) -> "_Position":
-    return dataclasses.replace(self, epoch=epoch, batch=0, sums={})
-
-
 def _train_epoch(cfg, epoch, state, position, batcher, train_step, train_key, sharded,
-                 manager, stop, progress):
+                 saver, stop, progress):
   """Runs epoch `epoch` from `position.batch` on; returns (state, position) with the
   epoch's metric sums. Saves a mid-epoch checkpoint every `ckpt.every_steps` steps and
   when a stop signal arrives (then returns early)."""
@@ -342,7 +324,7 @@ def _train_epoch(cfg, epoch, state, position, batcher, train_step, train_key, sh
       shown = done
     if save_now:
       position.epoch = epoch - 1
-      checkpoint.save(manager, int(state.step), state, position.to_meta(), None)
+      saver.write(int(state.step), state, position.to_meta(), None)
       if stop.signum is not None:
         break
   drain()
@@ -358,7 +340,7 @@ def _roll_back(cfg, error: FloatingPointError, manager, state, position):
   if latest is None:
     raise FloatingPointError(f"{error}; no checkpoint to roll back to yet") from error
   good, meta = checkpoint.restore(manager, latest, state)
-  back = _Position.from_meta(meta)
+  back = Position.from_meta(meta)
   back.lr_scale = position.lr_scale * cfg.train.rollback_lr_factor
   back.rollbacks = position.rollbacks + 1
   logging.warning("%s; rolled back to step %d with learning rate x%g (rollback %d of %d)",
@@ -377,7 +359,11 @@ def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoc
   best_state, meta = checkpoint.restore(manager, best, state)
   test = make_evaluator(data.test)(best_state.params)
   test_ranking = make_ranking(data.test)(best_state.params)
-  best_row = meta["metrics"]
+  best_row = dict(meta["metrics"])
+  if data.valid.num_ratings and not any(  # not measured while training
+      k.startswith(f"valid/{m}@") for k in best_row for m in ranking.METRICS):
+    best_row.update({f"valid/{k}": v
+                     for k, v in make_ranking(data.valid)(best_state.params).items()})
   results = {
       "test/rmse": test["rmse"], "test/mae": test["mae"], "test/count": test["count"],
       "test/cold_count": test["cold_count"],

@@ -25,8 +25,11 @@ from autorec_jax.config.schema import base_config
 RUN_FILES = ("checkpoints", "metrics.jsonl", "results.json", "config.json", "tensorboard",
              "data.npz", "data_files.json")
 LOCK_FILE = ".lock"
-# Fields that may differ when a run is resumed: more epochs extend a finished run.
-RESUMABLE_CHANGES = ("train.num_epochs",)
+# Fields that may differ when a run is resumed: more epochs extend a finished run, a
+# different patience moves its stopping point; how often it checkpoints and ranks
+# changes no result.
+RESUMABLE_CHANGES = ("train.num_epochs", "train.patience", "ckpt.every_secs",
+                     "eval.ranking_every_epochs")
 
 
 class WorkdirError(ValueError):

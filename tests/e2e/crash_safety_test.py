@@ -83,7 +83,7 @@ def test_mid_epoch_checkpoints_resume_exactly(reference, tmp_path):
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(reference, tmp_path):
   data, expected, _ = reference
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1"}
-  args = ("--config.train.num_epochs=40",)
+  args = ("--config.train.num_epochs=40", "--config.train.patience=0")
   proc = subprocess.Popen(_cmd(tmp_path / "run", data, *args), cwd=conftest.REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   metrics = tmp_path / "run" / "metrics.jsonl"

@@ -234,3 +234,22 @@ def test_hidden_fractions_scale_with_the_input_width():
   assert model_registry.make_model(cfg.model, 6040).hidden == (604, 503)
   with pytest.raises(ValueError, match="needs the input width"):
     model_registry.make_model(cfg.model)
+
+
+def test_validation_ranking_every_n_epochs_and_else_once_on_the_best(tmp_path):
+  import json
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
+  cfg = _tiny_config(data)
+  cfg.train.patience = 0
+  runs = {}
+  for every in (0, 1, 2):
+    cfg.eval.ranking_every_epochs = every
+    runs[every] = train.train_and_evaluate(cfg, str(tmp_path / f"every{every}"))
+    rows = [json.loads(l) for l in (tmp_path / f"every{every}" / "metrics.jsonl")
+            .read_text().splitlines()]
+    ranked = [r["epoch"] for r in rows if "valid/ndcg@10" in r]
+    assert ranked == {0: [], 1: [1, 2, 3], 2: [2]}[every]
+  for every in (0, 2):  # the same best model, measured once at the end
+    for key in ("valid/ndcg@10", "valid/map@10", "test/ndcg@10", "test/rmse"):
+      assert runs[every][key] == runs[1][key], (every, key)
+  assert runs[0]["valid/ndcg@10"] is not None
