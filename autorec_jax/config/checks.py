@@ -126,6 +126,23 @@ def validate(cfg) -> None:
     need(not cfg.stacked.enabled or len(m.hidden_fractions or m.hidden) == 2,
          "stacked.enabled needs exactly two hidden layers (model.hidden or "
          "model.hidden_fractions)")
+  if m.kind == "kernel":
+    if fine("model.hidden", "model.kernel.layers"):
+      depth = len(m.hidden_fractions or m.hidden)
+      need(all(i <= depth for i in m.kernel.layers),
+           f"model.kernel.layers={show(tuple(m.kernel.layers))} must index the "
+           f"{depth} hidden layers or the output layer ({depth})")
+    if fine("model.global_kernel.size"):
+      need(m.global_kernel.size % 2 == 1,
+           f"model.global_kernel.size={m.global_kernel.size} must be odd (a centred "
+           "kernel)")
+    need(not cfg.stacked.enabled, "stacked.enabled does not apply to model.kind=kernel")
+    if fine("model.dropout"):
+      need(m.dropout == 0, f"model.dropout={show(m.dropout)} must be 0 for "
+           "model.kind=kernel (the full-batch trainer has no dropout)")
+    need(not m.tied, "model.tied does not apply to model.kind=kernel")
+  elif m.global_kernel.enabled:
+    need(False, "model.global_kernel.enabled needs model.kind=kernel")
   need(m.activation in ACTIVATIONS,
        f"model.activation={m.activation!r} must be one of {sorted(ACTIVATIONS)}")
   need(m.kernel_init in INITIALIZERS,

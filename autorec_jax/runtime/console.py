@@ -108,13 +108,14 @@ class Progress:
 
 
 def run_line(name: str, data, *, orientation: str, hidden, num_params: int,
-             input_path: str, resumed: int | None) -> str:
+             input_path: str, resumed: int | None, mirrored: bool = True) -> str:
   """What a run trains: `movielens_1m: 6040 users x 3706 items, ratings 1..5,
   train/valid/test 855179/45009/100021; item-based 6040-500-6040, 6,046,540
-  parameters, sparse input` (`data` a RunData)."""
+  parameters, sparse input` (`data` a RunData). The decoder mirrors `hidden` unless
+  `mirrored` is False (the kernel networks list every hidden layer)."""
   ratings, (lo, hi) = data.loaded.ratings, data.loaded.rating_scale
   width = ratings.num_items if orientation == "user" else ratings.num_users
-  widths = [width, *hidden, *hidden[-2::-1], width]
+  widths = [width, *hidden, *(hidden[-2::-1] if mirrored else ()), width]
   return (f"{name}: {ratings.num_users} users x {ratings.num_items} items, ratings "
           f"{lo:g}..{hi:g}, train/valid/test {data.train.num_ratings}/"
           f"{data.valid.num_ratings}/{data.test.num_ratings}; {orientation}-based "

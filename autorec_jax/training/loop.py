@@ -262,7 +262,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
       checkpoint.save(manager, int(state.step), state, position.to_meta(row), eval_metrics)
       epoch += 1
 
-  results = _final_results(cfg, data, manager, state, make_evaluator, make_ranking,
+  results = final_results(cfg, data, manager, state, make_evaluator, make_ranking,
                            position.seconds, num_params, split_summary)
   writer.close()
   return metrics.finish_results(results, workdir if jax.process_index() == 0 else None)
@@ -371,7 +371,7 @@ def _strip(row: dict, prefix: str) -> dict:
   return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
 
 
-def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch_seconds,
+def final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch_seconds,
                    num_params, split_summary) -> dict:
   best = checkpoint.best_step(manager)
   best_state, meta = checkpoint.restore(manager, best, state)
