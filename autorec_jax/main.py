@@ -8,6 +8,11 @@ and latest) and results.json, and prints the test RMSE and MAE of the best-by-
 validation checkpoint. Running the same command again resumes from the latest
 checkpoint. Multi-host: start the same command on every host with
 --coordinator_address, --num_processes and --process_id (JAX's own runtime).
+
+Config fields: docs/configs.md lists every field with its type, default and allowed
+values (the same text is the comment beside each field in
+autorec_jax/config/schema.py); ready-made configs are the files in configs/, whose
+docstrings list their variants (configs/movielens_1m.py:tiny is a seconds-long run).
 """
 
 from __future__ import annotations
@@ -46,9 +51,10 @@ from autorec_jax.training import workdir as workdir_lib
 # pylint: enable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file, optionally with a variant: configs/x.py[:variant]; "
-    "override fields with --config.group.field=value (every field is documented in "
-    "docs/configs.md).", lock_config=True)
+    "config", None, "Config file, optionally with a variant: configs/x.py[:variant] "
+    "(the ready-made ones are the files in configs/); override fields with "
+    "--config.group.field=value (every field, its default and allowed values are "
+    "documented in docs/configs.md).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Delete a previous run's checkpoints and results in --workdir "

@@ -59,6 +59,13 @@ def _split_conflicts(d, defaults) -> list[str]:
             "(a converted time split has its own train, valid and test parts and the "
             "1..5 scale); leave it unset")
     return problems
+  if name == "monti":  # the file's test mask is the test part; a matrix has no repeats
+    for field in ("test_path", "num_folds", "test_fraction", "duplicates"):
+      if changed(field, zero_ok=field == "test_fraction"):
+        problems.append(f"data.{field}={show(getattr(d, field))} is ignored with "
+                        "data.name=monti (the file's test mask is the test part, and a "
+                        "matrix holds each pair once); leave it unset")
+    return problems
   if d.test_path is not None:
     if d.num_folds:
       problems.append(f"data.num_folds={d.num_folds} and data.test_path={d.test_path!r} "

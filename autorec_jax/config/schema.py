@@ -26,7 +26,8 @@ def base_config() -> config_dict.ConfigDict:
   cfg.data = config_dict.ConfigDict()
   # movielens_100k | movielens_1m | movielens_10m | movielens_20m | movielens_25m |
   # movielens_latest_small | jester | csv (any delimited text; needs data.path) |
-  # netflix (a split converted by `python -m autorec_jax.data.netflix`).
+  # netflix (a split converted by `python -m autorec_jax.data.netflix`) | monti (a
+  # rating matrix with train/test masks in a .mat or .npz; needs data.path).
   cfg.data.name = "movielens_1m"
   # A ratings file, archive or folder (`~` expanded); unset = look under
   # $AUTOREC_DATA_DIR, then ~/.cache/autorec_jax, downloading when allowed.
