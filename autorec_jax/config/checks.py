@@ -148,6 +148,10 @@ def validate(cfg) -> None:
       need(m.dropout == 0, f"model.dropout={show(m.dropout)} must be 0 for "
            "model.kind=kernel (the full-batch trainer has no dropout)")
     need(not m.tied, "model.tied does not apply to model.kind=kernel")
+    if m.global_kernel.enabled:
+      need(not cfg.preprocess.scale and cfg.preprocess.bias == "none",
+           "model.global_kernel.enabled convolves the ratings as given: it needs "
+           "preprocess.scale=False and preprocess.bias=none")
   elif m.global_kernel.enabled:
     need(False, "model.global_kernel.enabled needs model.kind=kernel")
   need(m.activation in ACTIVATIONS,
