@@ -117,8 +117,10 @@ def main(argv):
   try:
     study_lib.tune(_CONFIG.value, _WORKDIR.value, settings, fixed=fixed,
                    log=lambda line: print(line, flush=True))
-  except signals.Interrupted as e:
-    print(f"interrupted: {e}; run the same command to continue the study", file=sys.stderr)
+  except signals.Interrupted as e:  # inside a trial, whose loop saved a checkpoint
+    print(f"interrupted: stopped by {signal.Signals(e.signum).name} during a trial; run the "
+          "same command to continue the study (a new trial replaces that one)",
+          file=sys.stderr)
     return 128 + e.signum
   except DamagedCheckpoint as e:
     print(f"error: {cli.one_line(str(e))}", file=sys.stderr)

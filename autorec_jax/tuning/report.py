@@ -150,6 +150,7 @@ def plot(table: list[dict], workdir: str, out) -> None:
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=import-outside-toplevel
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
   for r in table:
     epochs, values = _curve(os.path.join(workdir, r["workdir"]))
@@ -172,6 +173,7 @@ def plot(table: list[dict], workdir: str, out) -> None:
   if xs:
     right.step(xs, ys, where="post", color="black", lw=1, label="best complete")
   right.set(xlabel="trial", ylabel="validation RMSE", title="trials (lower is better)")
+  right.xaxis.set_major_locator(MaxNLocator(integer=True))
   if right.get_legend_handles_labels()[0]:
     right.legend(fontsize=8)
   for ax in (left, right):

@@ -30,6 +30,7 @@ import warnings
 from typing import Any, Callable
 
 import optuna
+from absl import logging as absl_logging
 
 from autorec_jax.artifacts.run_config import config_json, flatten, read_json
 from autorec_jax.config import checks as config_checks
@@ -340,7 +341,13 @@ def _finish(study, trial, watcher, t0, state, value):
 
 @contextlib.contextmanager
 def _console_to(path: str):
-  """The trial's console output (run line, one line per evaluation) into its file."""
+  """The trial's console output (run line, one line per evaluation) and log lines
+  (e.g. orbax's warnings) into its file; the tuner's console keeps one line per trial."""
+  handler = absl_logging.get_absl_handler().python_handler
   with open(path, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), \
       contextlib.redirect_stderr(f):
-    yield
+    previous = handler.setStream(f)
+    try:
+      yield
+    finally:
+      handler.setStream(previous)
