@@ -44,7 +44,7 @@ from ml_collections import config_flags
 from autorec_jax.artifacts.checkpoint import DamagedCheckpoint
 from autorec_jax.config import checks as config_checks
 from autorec_jax.data.errors import DataError
-from autorec_jax.runtime import console, parallel, signals
+from autorec_jax.runtime import cli, console, parallel, signals
 from autorec_jax.training import fast_path, metrics, registry
 from autorec_jax.training import workdir as workdir_lib
 
@@ -115,12 +115,8 @@ def _parse_flags(argv):
     _ = _CONFIG.value.keys()  # ml_collections loads the file on first attribute access
     return rest
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    text = str(e).replace("\\n", "\n").replace("\\'", "'")
-    lines = [l.strip() for l in text.splitlines() if l.strip()]
-    message = lines[-1] if "Traceback" in text or isinstance(e, OSError) else " ".join(lines)
-    if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
-      message = message[1:-1]  # AttributeError(KeyError) wraps its text in quotes
-    print(f"error: {message}\nPass --help to see the flags.", file=sys.stderr)
+    print(f"error: {cli.config_error_line(e)}\nPass --help to see the flags.",
+          file=sys.stderr)
     sys.exit(2)
 
 
