@@ -236,7 +236,21 @@ def als_space(cfg) -> list[Param]:
   return [p for p in svd_space(cfg) if p.field != "optim.learning_rate"]
 
 
+def kernel_space(cfg) -> list[Param]:
+  """The kernel networks: width, lambda_2 and lambda_s (a factor 4 either side of the
+  config's), the kernel's dimension, and the number of L-BFGS rounds (GLocal-K's
+  fine-tuning rounds)."""
+  return [*_width(cfg),
+          log_float("model.kernel.lambda_2", *_around(cfg.model.kernel.lambda_2, 4.0,
+                                                      (5.0, 300.0))),
+          log_float("model.kernel.lambda_s", *_around(cfg.model.kernel.lambda_s, 4.0,
+                                                      (1e-3, 0.1))),
+          int_range("model.kernel.dim", 2, 10),
+          _epochs(cfg)]
+
+
 register_space("autoencoder", autoencoder_space)
+register_space("kernel", kernel_space)
 register_space("stacked", autoencoder_space)
 register_space("svd", svd_space)
 register_space("als", als_space)

@@ -34,6 +34,9 @@ def _in_range(p, value):
     ("user", "autoencoder", None),
     ("svd", "svd", {"model.rank", "model.reg", "optim.learning_rate", "train.num_epochs"}),
     ("als", "als", {"model.rank", "model.reg", "train.num_epochs"}),
+    ("kernelnet", "kernel", {"model.hidden[0]", "model.kernel.lambda_2",
+                             "model.kernel.lambda_s", "model.kernel.dim", "train.num_epochs"}),
+    ("glocal_k", "kernel", None),
 ])
 def test_each_kind_samples_valid_configs_in_its_ranges(variant, kind, names):
   cfg = movielens_1m.get_config(variant)
@@ -105,7 +108,7 @@ def test_a_kind_without_a_space_is_one_clear_line():
   with cfg.unlocked():
     cfg.model.kind = "nope"
   with pytest.raises(config_checks.ConfigError, match=r"no search space for "
-                     r"model.kind='nope'.*known: als, autoencoder, stacked, svd.*register_space"):
+                     r"model.kind='nope'.*known: als, autoencoder, kernel, stacked, svd.*register_space"):
     spaces.space_for(cfg)
 
 
