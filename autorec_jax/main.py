@@ -8,6 +8,11 @@ and latest) and results.json, and prints the test RMSE and MAE of the best-by-
 validation checkpoint. Running the same command again resumes from the latest
 checkpoint. Multi-host: start the same command on every host with
 --coordinator_address, --num_processes and --process_id (JAX's own runtime).
+
+Config fields: docs/configs.md lists every field with its type, default and allowed
+values (the same text is the comment beside each field in
+autorec_jax/config/schema.py); ready-made configs are the files in configs/, whose
+docstrings list their variants (configs/movielens_1m.py:tiny is a seconds-long run).
 """
 
 from __future__ import annotations
@@ -39,16 +44,17 @@ from ml_collections import config_flags
 from autorec_jax.artifacts.checkpoint import DamagedCheckpoint
 from autorec_jax.config import checks as config_checks
 from autorec_jax.data.errors import DataError
-from autorec_jax.runtime import console, parallel, signals
+from autorec_jax.runtime import cli, console, parallel, signals
 from autorec_jax.training import fast_path, metrics, registry
 from autorec_jax.training import workdir as workdir_lib
 
 # pylint: enable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file, optionally with a variant: configs/x.py[:variant]; "
-    "override fields with --config.group.field=value (every field is documented in "
-    "docs/configs.md).", lock_config=True)
+    "config", None, "Config file, optionally with a variant: configs/x.py[:variant] "
+    "(the ready-made ones are the files in configs/); override fields with "
+    "--config.group.field=value (every field, its default and allowed values are "
+    "documented in docs/configs.md).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Delete a previous run's checkpoints and results in --workdir "
@@ -109,12 +115,8 @@ def _parse_flags(argv):
     _ = _CONFIG.value.keys()  # ml_collections loads the file on first attribute access
     return rest
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    text = str(e).replace("\\n", "\n").replace("\\'", "'")
-    lines = [l.strip() for l in text.splitlines() if l.strip()]
-    message = lines[-1] if "Traceback" in text or isinstance(e, OSError) else " ".join(lines)
-    if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
-      message = message[1:-1]  # AttributeError(KeyError) wraps its text in quotes
-    print(f"error: {message}\nPass --help to see the flags.", file=sys.stderr)
+    print(f"error: {cli.config_error_line(e)}\nPass --help to see the flags.",
+          file=sys.stderr)
     sys.exit(2)
 
 

@@ -8,8 +8,10 @@ Variants (`:arg`): `item` (default) and `user` are the tuned I- and U-AutoRec st
 models of the README's results table; `svd` and `als` are Strub & Mary's matrix
 factorization baselines; `deeprec` is the model DeepRecommender's speed is compared on
 (users as rows, n-512-512-1024-dp(0.8)-512-512-n, SELU, batch 128, SGD momentum 0.9:
-experiments/benchmark.py's default); `tiny` is a seconds-long smoke run of the same pipeline (two
-epochs of a 16-unit model).
+experiments/benchmark.py's default); `kernelnet` and `glocal_k` are the kernelized
+autoencoders (autorec_jax/config/kernel.py: full-batch L-BFGS, item-based
+n-500-500-n); `tiny` is a seconds-long smoke run of the same pipeline (two epochs of a
+16-unit model).
 
 Every field can be overridden on the command line, e.g.
 `--config.model.hidden='(512,512,1024)' --config.train.refeed_steps=1`; all fields
@@ -18,14 +20,21 @@ are listed and documented in autorec_jax/config/schema.py.
 
 from ml_collections import config_dict
 
+from autorec_jax.config import kernel
 from autorec_jax.config.schema import base_config
+
+VARIANTS = ("item", "user", "tiny", "svd", "als", "deeprec", "kernelnet", "glocal_k")
 
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   cfg = base_config()
   variant = arg or "item"
-  if variant not in ("item", "user", "tiny", "svd", "als", "deeprec"):
-    raise ValueError(f"unknown variant {arg!r}: use item, user, tiny, svd, als or deeprec")
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {arg!r}: use one of {', '.join(VARIANTS)}")
+  if variant == "kernelnet":
+    return kernel.kernelnet(cfg)
+  if variant == "glocal_k":
+    return kernel.glocal_k(cfg)
   if variant in ("item", "tiny"):
     # I-AutoRec shape: one sigmoid layer of 500, linear output, L2, Adam with decay.
     cfg.model.orientation = "item"

@@ -80,6 +80,31 @@ def load_config(workdir: str) -> config_dict.ConfigDict:
   return config_dict.ConfigDict(_merge(defaults, _tuples(saved)))
 
 
+def typed_config(path: str) -> config_dict.ConfigDict:
+  """The config saved in a config.json file, as `base_config()` with the saved values:
+  typed like a config file's, so a config file can return it and `--config.x=v`
+  overrides still apply (`python -m autorec_jax.main --config=` a file whose
+  `get_config` returns this trains the saved run again).
+
+  DataFormatError naming the file when it is not a JSON object of config sections
+  or names fields this version does not have (a silently dropped field would change
+  the run).
+  """
+  saved = read_json(path, "a run's config as JSON")
+  if not isinstance(saved, dict):
+    raise DataFormatError(path, None, f"expected a JSON object of config sections, got "
+                          f"{type(saved).__name__}")
+  cfg = base_config()
+  known = set(flatten(cfg.to_dict()))
+  values = flatten(saved)
+  unknown = sorted(set(values) - known)
+  if unknown:
+    raise DataFormatError(path, None, f"names fields this version does not have: "
+                          f"{', '.join(unknown[:8])}")
+  cfg.update_from_flattened_dict(_tuples(values))
+  return cfg
+
+
 def _merge(defaults: dict, saved: dict) -> dict:
   out = dict(defaults)
   for k, v in saved.items():

@@ -59,6 +59,13 @@ def _split_conflicts(d, defaults) -> list[str]:
             "(a converted time split has its own train, valid and test parts and the "
             "1..5 scale); leave it unset")
     return problems
+  if name == "monti":  # the file's test mask is the test part; a matrix has no repeats
+    for field in ("test_path", "num_folds", "test_fraction", "duplicates"):
+      if changed(field, zero_ok=field == "test_fraction"):
+        problems.append(f"data.{field}={show(getattr(d, field))} is ignored with "
+                        "data.name=monti (the file's test mask is the test part, and a "
+                        "matrix holds each pair once); leave it unset")
+    return problems
   if d.test_path is not None:
     if d.num_folds:
       problems.append(f"data.num_folds={d.num_folds} and data.test_path={d.test_path!r} "
@@ -126,6 +133,27 @@ def validate(cfg) -> None:
     need(not cfg.stacked.enabled or len(m.hidden_fractions or m.hidden) == 2,
          "stacked.enabled needs exactly two hidden layers (model.hidden or "
          "model.hidden_fractions)")
+  if m.kind == "kernel":
+    if fine("model.hidden", "model.kernel.layers"):
+      depth = len(m.hidden_fractions or m.hidden)
+      need(all(i <= depth for i in m.kernel.layers),
+           f"model.kernel.layers={show(tuple(m.kernel.layers))} must index the "
+           f"{depth} hidden layers or the output layer ({depth})")
+    if fine("model.global_kernel.size"):
+      need(m.global_kernel.size % 2 == 1,
+           f"model.global_kernel.size={m.global_kernel.size} must be odd (a centred "
+           "kernel)")
+    need(not cfg.stacked.enabled, "stacked.enabled does not apply to model.kind=kernel")
+    if fine("model.dropout"):
+      need(m.dropout == 0, f"model.dropout={show(m.dropout)} must be 0 for "
+           "model.kind=kernel (the full-batch trainer has no dropout)")
+    need(not m.tied, "model.tied does not apply to model.kind=kernel")
+    if m.global_kernel.enabled:
+      need(not cfg.preprocess.scale and cfg.preprocess.bias == "none",
+           "model.global_kernel.enabled convolves the ratings as given: it needs "
+           "preprocess.scale=False and preprocess.bias=none")
+  elif m.global_kernel.enabled:
+    need(False, "model.global_kernel.enabled needs model.kind=kernel")
   need(m.activation in ACTIVATIONS,
        f"model.activation={m.activation!r} must be one of {sorted(ACTIVATIONS)}")
   need(m.kernel_init in INITIALIZERS,

@@ -26,7 +26,8 @@ def base_config() -> config_dict.ConfigDict:
   cfg.data = config_dict.ConfigDict()
   # movielens_100k | movielens_1m | movielens_10m | movielens_20m | movielens_25m |
   # movielens_latest_small | jester | csv (any delimited text; needs data.path) |
-  # netflix (a split converted by `python -m autorec_jax.data.netflix`).
+  # netflix (a split converted by `python -m autorec_jax.data.netflix`) | monti (a
+  # rating matrix with train/test masks in a .mat or .npz; needs data.path).
   cfg.data.name = "movielens_1m"
   # A ratings file, archive or folder (`~` expanded); unset = look under
   # $AUTOREC_DATA_DIR, then ~/.cache/autorec_jax, downloading when allowed.
@@ -111,7 +112,8 @@ def base_config() -> config_dict.ConfigDict:
   # where the kernels can run and at most 10% of the train matrix is stored, else
   # dense. docs/performance.md has the timings.
   cfg.model.input_path = "auto"
-  # autoencoder | svd | als (Strub & Mary's matrix-factorization baselines,
+  # autoencoder | kernel (kernelized autoencoder, kernelNet / GLocal-K: model.kernel)
+  # | svd | als (Strub & Mary's matrix-factorization baselines,
   # autorec_jax.training.factorization: SVD uses optim.*, train.batch_size =
   # ratings per step, train.num_epochs = SVD epochs or ALS-WR iterations).
   cfg.model.kind = "autoencoder"
@@ -127,6 +129,34 @@ def base_config() -> config_dict.ConfigDict:
   # preprocessing) and learn regularised user/item biases on top (SVD: by gradient;
   # ALS-WR: solved with the factors); False: global mean only, no biases.
   cfg.model.use_biases = False
+
+  # kernel (kernelNet / GLocal-K, autorec_jax.models.kernel_net): model.hidden lists
+  # every hidden layer (not mirrored), then an output layer back to the input width
+  # (identity unless output_activation); trained full-batch by L-BFGS (lbfgs.*).
+  cfg.model.kernel = config_dict.ConfigDict()
+  # kernel: d, the dimension of each unit's point (>= 0; 0 = plain dense layers).
+  cfg.model.kernel.dim = 5
+  # kernel: which layers carry the kernel, indices into model.hidden plus
+  # len(model.hidden) for the output layer (ints >= 0); empty = every layer.
+  cfg.model.kernel.layers = ()
+  # kernel: lambda_2/2 * sum(W^2), the L2 penalty per layer (>= 0), at the
+  # reference size (see scale_lambdas).
+  cfg.model.kernel.lambda_2 = 60.0
+  # kernel: lambda_s/2 * sum(w_hat^2), the kernel's sparsity penalty per layer (>= 0).
+  cfg.model.kernel.lambda_s = 0.013
+  # kernel: scale both lambdas by sqrt(train ratings / 900,000) * (rating range in
+  # model units / 4)^2, so values chosen on MovieLens-1M (1..5) transfer to other
+  # sizes and scales (docs/models.md); False: use them as given.
+  cfg.model.kernel.scale_lambdas = True
+  # kernel: GLocal-K's global kernel (autorec_jax.models.global_kernel): after
+  # lbfgs.pretrain_rounds rounds of pre-training, the network is fine-tuned on
+  # relu(R conv K), K a size x size kernel made from the network's own outputs.
+  cfg.model.global_kernel = config_dict.ConfigDict()
+  cfg.model.global_kernel.enabled = False
+  # The global kernel's side (an odd int >= 1).
+  cfg.model.global_kernel.size = 3
+  # K = dot_scale * p @ C (> 0).
+  cfg.model.global_kernel.dot_scale = 0.5
 
   # --- Preprocessing, computed on the train part and undone before every metric. ---
   cfg.preprocess = config_dict.ConfigDict()
@@ -220,6 +250,19 @@ def base_config() -> config_dict.ConfigDict:
     st.gaussian = 0.0
     st.gaussian_std = 0.0
     cfg.stacked[stage] = st
+
+  # --- Full-batch L-BFGS (model.kind=kernel; autorec_jax.training.full_batch). ---
+  # A round is `iterations` L-BFGS-B iterations over the whole train matrix from a
+  # fresh history, then validation and a checkpoint; train.num_epochs counts rounds.
+  cfg.lbfgs = config_dict.ConfigDict()
+  # Iterations per round (>= 1).
+  cfg.lbfgs.iterations = 50
+  # Correction pairs kept (L-BFGS-B's maxcor, >= 1).
+  cfg.lbfgs.memory = 10
+  # model.global_kernel.enabled: pre-training rounds (>= 1) of pretrain_iterations
+  # (>= 1) before the train.num_epochs fine-tuning rounds.
+  cfg.lbfgs.pretrain_rounds = 20
+  cfg.lbfgs.pretrain_iterations = 50
 
   # --- Training loop. ---
   cfg.train = config_dict.ConfigDict()

@@ -10,6 +10,10 @@ predefined test set and the rating scale). Where the files are looked for:
    (`ml-1m.zip`, `ml-1m/ratings.dat`) and the project's shared layout
    (`movielens-1m/ratings_no_timestamps.csv.gz`, `jester/dataset1-part3/jester3.mat`).
 
+The generic readers need `data.path`: `csv` (delimited text, `readers.read_ratings`)
+and `monti` (a rating matrix with split masks, `masks.read_split_matrix`, whose test
+mask is the predefined test part).
+
 When nothing is found and `data.download` is set, the official archives are downloaded
 into the search folder (`data.path` if it is a folder, else the cache), checked against
 their size and sha256, and renamed into place atomically; archives are read in memory,
@@ -40,7 +44,7 @@ import numpy as np
 import pandas as pd
 from absl import logging
 
-from autorec_jax.data import errors, jester, readers, text
+from autorec_jax.data import errors, jester, masks, readers, text
 from autorec_jax.data.errors import DataError, DataFormatError, DataNotFoundError
 from autorec_jax.data.types import Ratings
 
@@ -165,6 +169,9 @@ REGISTRY: dict[str, DatasetSpec] = {
                    ("ml-latest-small/ratings.csv",), titles=("movies.csv",)),
         _jester(),
         DatasetSpec("csv", (), None, ()),  # generic: data.path is required
+        # A rating matrix with split masks (Monti et al.'s .mat layout, or .npz):
+        # generic, data.path is required (autorec_jax/data/masks.py).
+        DatasetSpec("monti", (), None, ()),
         # Netflix Prize time splits converted by `python -m autorec_jax.data.netflix`;
         # the original data is no longer distributed, so there is nothing to download.
         DatasetSpec("netflix", (), (1.0, 5.0), ()),
@@ -491,6 +498,8 @@ def load(data_cfg) -> LoadedData:
                             "folder, or leave it unset")
   path, test_path = (None if opt(k) is None else os.path.expanduser(opt(k))
                      for k in ("path", "test_path"))
+  if spec.name == "monti":
+    return _load_split_matrix(spec, path, opt)
   csv_options = {}
   if spec.name == "csv":
     if path is None:
@@ -527,6 +536,34 @@ def _files_read(paths) -> tuple[str, ...]:
     if p not in out:
       out.append(p)
   return tuple(out)
+
+
+def _load_split_matrix(spec: DatasetSpec, path: str | None, opt) -> LoadedData:
+  """A rating matrix with split masks (`masks.read_split_matrix`): its test mask is
+  the predefined test part, its validation mask (when it has one) the validation part.
+  The scale is the range of the ratings outside the test mask unless the config sets
+  it."""
+  if path is None:
+    raise DataConfigError("data.name='monti' needs data.path (a .mat or .npz file with "
+                          "a rating matrix and split masks, or a folder holding one)")
+  path = masks.find_file(path)
+  matrix = masks.read_split_matrix(path)
+  scale, origin = rating_scale(spec, matrix.raw.subset(matrix.part != masks.TEST),
+                               opt("rating_min"), opt("rating_max"))
+  masks.check_scale(matrix, scale, origin)
+  return LoadedData(
+      ratings=matrix.raw.to_ratings(), is_predefined_test=matrix.part == masks.TEST,
+      rating_scale=scale, titles_path=None,
+      is_predefined_valid=(matrix.part == masks.VALID) if matrix.has_valid else None,
+      files=(os.path.abspath(path),))
+
+
+def display_name(name: str, path: str | None) -> str:
+  """How reports call a data set: its registered name, or for the generic readers
+  (csv, monti) the base name of the file read."""
+  if name in ("csv", "monti") and path:
+    return os.path.basename(os.path.normpath(os.path.expanduser(path)))
+  return name
 
 
 NETFLIX_SPLITS = ("full", "3m", "6m", "1y")

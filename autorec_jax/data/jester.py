@@ -4,8 +4,9 @@ The official files `jester-data-1.xls`, `-2.xls`, `-3.xls` (in `jester_dataset_1
 hold one row per user: column 0 is the number of jokes the user rated, columns 1..100
 are jokes 1..100 with ratings in [-10, 10], and 99 means "not rated". The same matrix is
 read from the .xls (needs the optional `xlrd` package), from a MATLAB .mat (variable `X`,
-e.g. `jester3.mat`), or from a delimited text/CSV copy. Column 0 is checked against the
-row's count of rated jokes, so a shifted or truncated row fails at its own row.
+e.g. `jester3.mat`; v5, or v7.3 with the optional h5py), or from a delimited text/CSV
+copy. Column 0 is checked against the row's count of rated jokes, so a shifted or
+truncated row fails at its own row.
 
 User ids are 1-based row numbers (plus an offset when parts are concatenated), item ids
 are joke numbers 1..100. A row with no rated joke (count 0, every joke 99) is a user
@@ -22,9 +23,9 @@ import os
 from typing import Sequence
 
 import numpy as np
-import scipy.io
+import scipy.sparse as sp
 
-from autorec_jax.data import text
+from autorec_jax.data import masks, matfile, text
 from autorec_jax.data.errors import DataError, DataFormatError
 
 NOT_RATED = 99.0
@@ -77,15 +78,10 @@ def _format_of(path, member: str | None) -> str:
 
 
 def _read_mat(data: bytes, name: str) -> np.ndarray:
-  try:
-    variables = scipy.io.loadmat(io.BytesIO(data))
-  except NotImplementedError:
-    raise DataFormatError(name, None, "expected a MATLAB v5 .mat file, got v7.3 (HDF5); "
-                          "save it with -v7") from None
-  except Exception as e:  # scipy raises many types on corrupt files
-    raise DataFormatError(name, None, f"expected a MATLAB .mat file, got an unreadable "
-                          f"file ({type(e).__name__}: {e})") from None
-  names = [k for k in variables if not k.startswith("__")]
+  """The Jester matrix of a .mat file: variable X, or its only variable."""
+  names = matfile.variable_names(data, name)
+  if masks.is_split_layout(names):
+    raise masks.use_monti(name, f"the variables {text.shown_names(names)}")
   if "X" in names:
     key = "X"
   elif len(names) == 1:
@@ -93,11 +89,8 @@ def _read_mat(data: bytes, name: str) -> np.ndarray:
   else:
     raise DataFormatError(name, None, f"expected a variable X, got "
                           f"{', '.join(names) or 'no variables'}")
-  x = variables[key]
-  if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-    raise DataFormatError(name, None, f"expected a real numeric matrix {key}, got "
-                          f"{x.dtype}")
-  return x
+  x = matfile.read_variables(data, name, [key])[key]
+  return x.toarray() if sp.issparse(x) else x
 
 
 def _read_xls(data: bytes, name: str) -> np.ndarray:

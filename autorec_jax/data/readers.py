@@ -11,6 +11,10 @@ and picks the reader by name and content:
 - Jester dataset 1 matrices: `.xls`, `.mat`, or delimited text with 101 fields
   (`jester.read_jester_matrix`); several `jester-data-N.xls` parts are concatenated.
 
+A rating matrix with split masks (`.mat` or `.npz`, Monti et al.'s layout) is not
+ratings in any of these formats: it is refused with a message saying to read it with
+`data.name=monti` (`masks.read_split_matrix`).
+
 Every reader returns `text.RawRatings` (original ids and the line of each rating) with
 duplicate (user, item) pairs resolved per file. Where two files could be the ratings
 (two in a zip, two copies of one name in a folder) nothing is picked silently: the
@@ -22,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 
-from autorec_jax.data import errors, jester, text
+from autorec_jax.data import errors, jester, masks, text
 from autorec_jax.data.errors import DataFormatError, DataNotFoundError
 
 # Official ratings files by base name, most preferred first. "parts" files are all
@@ -191,6 +195,8 @@ def read_ratings(path, member: str | None = None, *, delimiter: str | None = Non
       return jester.read_jester_parts(parts)
     path = found[0]
   errors.check_file(path, "file or folder")
+  if member is None and _base(path).lower().endswith(".npz"):
+    masks.refuse_npz(path)  # a NumPy archive, not ratings: say what reads it
   if member is None and _is_zip(path):
     members, kind = zip_ratings_members(path)
     if kind == "parts" and len(members) > 1:

@@ -286,8 +286,8 @@ def split_fields(line: str, delimiter: str) -> list[str]:
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
+_MAT_HINT = ("(name it *.mat to read its Jester matrix X; a rating matrix with split "
+             "masks is read with --config.data.name=monti)")
 # Magic numbers of binary files a ratings path may point at by mistake.
 _BINARY_MAGIC = ((b"\x1f\x8b", "gzip-compressed data (a file compressed twice?)"),
                  (b"PK\x03\x04", "a zip archive (an .xlsx workbook, or a zip inside a "
@@ -300,9 +300,9 @@ _BINARY_MAGIC = ((b"\x1f\x8b", "gzip-compressed data (a file compressed twice?)"
                                                         "OLE file; save the sheet as CSV"),
                  (b"PAR1", "a Parquet file; export it as CSV"),
                  (b"\x93NUMPY", "a NumPy .npy array"),
-                 (b"MATLAB 5.0 MAT-file", "a MATLAB .mat file (name it *.mat to read "
-                                          "its matrix X)"),
-                 (b"\x89HDF", "an HDF5 file (MATLAB v7.3?); save it with -v7 or as CSV"))
+                 (b"MATLAB 5.0 MAT-file", f"a MATLAB .mat file {_MAT_HINT}"),
+                 (b"MATLAB 7.3 MAT-file", f"a MATLAB v7.3 .mat file {_MAT_HINT}"),
+                 (b"\x89HDF", f"an HDF5 file (MATLAB v7.3?) {_MAT_HINT}"))
 
 
 def _check_text(data: bytes, path: str) -> None:

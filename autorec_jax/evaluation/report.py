@@ -109,6 +109,15 @@ def train_rmse_scale(config: dict) -> float:
   return (float(hi) - float(lo)) / 2.0
 
 
+def data_label(config: dict) -> str:
+  """The data column: the data set's name, or for a generic reader (data.name=csv
+  or monti) the base name of its data.path, as the run's own console line shows."""
+  from autorec_jax.data import datasets  # pylint: disable=import-outside-toplevel
+  data = config.get("data", {})
+  name, path = data.get("name", "?"), data.get("path")
+  return datasets.display_name(str(name), path if isinstance(path, str) else None)
+
+
 def _fmt(value, digits: int = 4) -> str:
   if value is None or (isinstance(value, float) and not math.isfinite(value)):
     return "—"
@@ -140,7 +149,7 @@ def markdown(runs: Sequence[dict]) -> str:
     finite = [(v, e) for e, v in zip(epochs, valid) if math.isfinite(v)]
     best = res.get("best_epoch", min(finite)[1] if finite else None)
     cells = [
-        run["name"], run["config"].get("data", {}).get("name", "?"),
+        run["name"], data_label(run["config"]),
         _model_text(run["config"]),
         _fmt(res.get("epochs_run", len(run["metrics"]))) + ("" if run["results"]
                                                             else " (running)"),

@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Callable
 
 from autorec_jax.models.autoencoder import AutoEncoder
+from autorec_jax.models.kernel_net import KernelAutoEncoder
 
 FACTORIZATION_KINDS = ("svd", "als")
 _BUILDERS: dict[str, Callable] = {}
 
 
 def register(kind: str, builder: Callable) -> None:
-  """Makes `builder(model_cfg, num_inputs)` the module of `model.kind=kind`."""
+  """Makes `builder(model_cfg, num_inputs, num_rows)` the module of `model.kind=kind`."""
   _BUILDERS[kind] = builder
 
 
@@ -34,16 +35,31 @@ def hidden_widths(model_cfg, num_inputs: int) -> tuple[int, ...]:
   return tuple(model_cfg.hidden)
 
 
-def make_model(model_cfg, num_inputs: int | None = None):
+def make_model(model_cfg, num_inputs: int | None = None, num_rows: int | None = None):
   """The module of the configured kind (num_inputs is needed only for
-  hidden_fractions)."""
+  hidden_fractions, num_rows, the number of input rows, only for a global kernel)."""
   kind = model_cfg.get("kind", "autoencoder")
   if kind not in _BUILDERS:
     raise ValueError(f"model.kind={kind!r} builds no network; known: {', '.join(_BUILDERS)}")
-  return _BUILDERS[kind](model_cfg, num_inputs)
+  return _BUILDERS[kind](model_cfg, num_inputs, num_rows)
 
 
-def _autoencoder(model_cfg, num_inputs: int | None) -> AutoEncoder:
+def _kernel(model_cfg, num_inputs: int | None, num_rows: int | None) -> KernelAutoEncoder:
+  if model_cfg.hidden_fractions and num_inputs is None:
+    raise ValueError("model.hidden_fractions needs the input width")
+  glocal = model_cfg.global_kernel.enabled
+  if glocal and num_rows is None:
+    raise ValueError("model.global_kernel needs the number of input rows")
+  return KernelAutoEncoder(
+      hidden=hidden_widths(model_cfg, num_inputs or 0), activation=model_cfg.activation,
+      output_activation=model_cfg.output_activation, kernel_dim=model_cfg.kernel.dim,
+      kernelized=tuple(model_cfg.kernel.layers),
+      global_kernel_rows=num_rows if glocal else 0,
+      global_kernel_size=model_cfg.global_kernel.size)
+
+
+def _autoencoder(model_cfg, num_inputs: int | None, num_rows: int | None) -> AutoEncoder:
+  del num_rows
   if model_cfg.hidden_fractions and num_inputs is None:
     raise ValueError("model.hidden_fractions needs the input width")
   hidden = hidden_widths(model_cfg, num_inputs or 0)
@@ -55,3 +71,4 @@ def _autoencoder(model_cfg, num_inputs: int | None) -> AutoEncoder:
 
 
 register("autoencoder", _autoencoder)
+register("kernel", _kernel)

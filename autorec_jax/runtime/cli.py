@@ -67,6 +67,31 @@ def parser(flag_values: flags.FlagValues, required: Sequence[str] = ()
   return parse
 
 
+HELP_FLAGS = ("--help", "-h", "-?", "--helpshort")
+
+
+def print_help_if_asked(argv: Sequence[str], usage: str,
+                        flag_values: flags.FlagValues) -> None:
+  """With --help (or -h) in `argv`: prints `usage` and the tool's own flags, exits 0
+  (absl's --help would list only its global flags, not a tool's FlagValues)."""
+  if any(a in HELP_FLAGS for a in argv[1:]):
+    with contextlib.suppress(BrokenPipeError):  # `--help | head`
+      print(usage.rstrip() + "\n\nFlags:\n" + flag_values.get_help())
+    sys.exit(0)
+
+
+def config_error_line(error: BaseException) -> str:
+  """The one line a --config flag's error (a typo'd field, a bad value, a missing
+  file, an unknown variant) is told as: ml_collections wraps a config file's error in
+  its traceback's text, and AttributeError(KeyError) quotes it."""
+  text = str(error).replace("\\n", "\n").replace("\\'", "'")
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  message = lines[-1] if "Traceback" in text or isinstance(error, OSError) else " ".join(lines)
+  if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
+    message = message[1:-1]
+  return message
+
+
 def _not_orbax(record) -> bool:
   return "/orbax/" not in record.pathname.replace("\\", "/")
 

@@ -108,14 +108,16 @@ class Progress:
 
 
 def run_line(name: str, data, *, orientation: str, hidden, num_params: int,
-             input_path: str, resumed: int | None, units: str | None = None) -> str:
+             input_path: str, resumed: int | None, units: str | None = None,
+             mirrored: bool = True) -> str:
   """What a run trains: `movielens_1m: 6040 users x 3706 items, ratings 1..5 (as they
   are), train/valid/test 855179/45009/100021; item-based 6040-500-6040, 6,046,540
   parameters, sparse input` (`data` a RunData; `units`: how the model sees the
-  ratings, e.g. `mapped onto 1..5`; None: not said)."""
+  ratings, e.g. `mapped onto 1..5`; None: not said). The decoder mirrors `hidden`
+  unless `mirrored` is False (the kernel networks list every hidden layer)."""
   ratings, (lo, hi) = data.loaded.ratings, data.loaded.rating_scale
   width = ratings.num_items if orientation == "user" else ratings.num_users
-  widths = [width, *hidden, *hidden[-2::-1], width]
+  widths = [width, *hidden, *(hidden[-2::-1] if mirrored else ()), width]
   how = f" ({units})" if units else ""
   return (f"{name}: {ratings.num_users} users x {ratings.num_items} items, ratings "
           f"{lo:g}..{hi:g}{how}, train/valid/test {data.train.num_ratings}/"

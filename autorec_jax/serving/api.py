@@ -168,6 +168,12 @@ class Model:
     col_mean = stats.item_mean if self.orientation == "user" else stats.user_mean
     trained_cols = np.bincount(self._train_rows.indices,
                                minlength=self._train_rows.shape[1]) > 0
+    self.global_kernel = bool(getattr(predictor.model, "global_kernel_rows", 0))
+    if self.global_kernel:
+      # GLocal-K reads the whole matrix convolved (ratings as given: its configs keep
+      # preprocessing off), every column of it, as in training.
+      self._train_rows = predictor.train_rows
+      trained_cols = np.ones(self._train_rows.shape[1], bool)
     self.rows_kwargs = dict(
         mid=pre.mid, half=pre.half, row_bias=bool(np.any(pre.row_bias)),
         trained_N=trained_cols,

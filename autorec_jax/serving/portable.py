@@ -51,6 +51,10 @@ def export(model, directory: str | None = None, *, overwrite: bool = False,
   leaves a previous one as it was. Returns the path of the serialized function.
   """
   predictor = model.predictor
+  if getattr(model, "global_kernel", False):
+    raise ValueError("this run is GLocal-K: its predictions convolve the whole rating "
+                     "matrix, so no row-wise function can be exported; serve it with "
+                     "predict or recommend")
   if directory is None:
     if model.workdir is None:
       raise ValueError("export needs a directory for a model built without a workdir")

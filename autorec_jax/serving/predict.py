@@ -32,6 +32,7 @@ from autorec_jax.data.types import Ratings
 from autorec_jax.evaluation import buckets
 from autorec_jax.evaluation import rmse as evaluate
 from autorec_jax.evaluation.pairs import PairPredictor
+from autorec_jax.models import global_kernel
 from autorec_jax.models import registry as model_registry
 from autorec_jax.models.registry import FACTORIZATION_KINDS
 from autorec_jax.runtime import cli, console
@@ -128,13 +129,18 @@ class Predictor:
     self.orientation = self.cfg.model.orientation
     self._train_csr = self._pre.transform(self.data.train).to_csr(self.orientation)
     num_cols = self._train_csr.shape[1]
-    self.model = model_registry.make_model(self.cfg.model, num_cols)
+    self.model = model_registry.make_model(self.cfg.model, num_cols,
+                                           num_rows=self._train_csr.shape[0])
     params_like = jax.eval_shape(
         lambda: self.model.init(jax.random.key(0), jnp.zeros((1, num_cols), jnp.float32),
                                 train=False))["params"]
     self.step = resolve_step(directory, which, keep_best=self.data.valid.num_ratings > 0)
     self.params, meta = checkpoint.restore_params(directory, self.step, params_like)
     self.epoch = int(meta["epoch"])
+    # What the network reads: the train rows, or GLocal-K's convolution of them.
+    self._train_csr = global_kernel.input_rows(
+        self.model, self.params, self._train_csr,
+        dot_scale=self.cfg.model.get("global_kernel", {}).get("dot_scale", 1.0))
     self._batch_size = batch_size
     self._stats = evaluate.TrainStats.from_ratings(self.data.train)
     scale = self.data.loaded.rating_scale

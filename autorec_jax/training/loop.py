@@ -283,7 +283,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
                                   num_epochs=cfg.train.num_epochs, has_valid=has_valid)
   if jax.process_index() == 0:
     progress.line(stopping_lib.console_line(stopping))
-  results = _final_results(cfg, data, manager, state, make_evaluator, make_ranking,
+  results = final_results(cfg, data, manager, state, make_evaluator, make_ranking,
                            position.seconds, num_params, split_summary)
   results.update(stopping)
   results.update(data_defaults.scale_record(scale_choice, data.loaded.rating_scale))
@@ -353,7 +353,7 @@ def _strip(row: dict, prefix: str) -> dict:
   return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
 
 
-def _final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch_seconds,
+def final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch_seconds,
                    num_params, split_summary) -> dict:
   best = checkpoint.best_step(manager)
   best_state, meta = checkpoint.restore(manager, best, state)

@@ -5,14 +5,39 @@ Only process 0 writes files; other processes just log, as CLU's `just_logging`.
 metrics.jsonl and results.json are strict JSON: a metric that does not exist (the RMSE
 of an empty validation or test part, a ranking metric without a relevant rating) is
 `null`, never a bare `NaN`.
+
+Observers (`observing(fn)`) see every row any writer writes, as it is written: the one
+seam through which a caller follows a run of any trainer (every trainer logs its
+epochs through a MetricWriter), e.g. the tuner reporting validation RMSE to Optuna and
+stopping a trial that will not pay off by raising from the observer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Callable, Iterator
+
+Observer = Callable[[dict[str, Any]], None]
+_observers: list[Observer] = []
+
+
+@contextlib.contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+  """Calls `observer(row)` with each row (`{"step": s, **scalars}`, as in
+  metrics.jsonl) that any MetricWriter writes inside the block, in every process.
+
+  An exception the observer raises stops the run: the writer flushes and closes its
+  files first, then the exception unwinds the trainer as any error would (its
+  workdir's lock is released), so the run's files stay complete up to that row.
+  """
+  _observers.append(observer)
+  try:
+    yield
+  finally:
+    _observers.remove(observer)
 
 import jax
 from absl import logging
@@ -43,13 +68,20 @@ class MetricWriter:
     TensorBoard."""
     clean = {k: _scalar(v) for k, v in scalars.items()}
     logging.debug("step %d: %s", step, ", ".join(f"{k}={_fmt(v)}" for k, v in clean.items()))
-    if not self._write:
-      return
-    self._jsonl.write(json.dumps({"step": int(step), **clean}, allow_nan=False) + "\n")
-    if self._tb is not None:
-      for k, v in clean.items():
-        if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-          self._tb.add_scalar(k.replace("@", "_at_"), v, global_step=step)
+    if self._write:
+      self._jsonl.write(json.dumps({"step": int(step), **clean}, allow_nan=False) + "\n")
+      if self._tb is not None:
+        for k, v in clean.items():
+          if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+            self._tb.add_scalar(k.replace("@", "_at_"), v, global_step=step)
+    if _observers:
+      self.flush()
+      try:
+        for observer in list(_observers):
+          observer({"step": int(step), **clean})
+      except BaseException:
+        self.close()
+        raise
 
   def write_hparams(self, hparams: dict[str, Any]) -> None:
     logging.debug("hparams: %s", hparams)
@@ -65,11 +97,14 @@ class MetricWriter:
       self._tb.flush()
 
   def close(self) -> None:
+    """Flushes and closes the files; closing again does nothing."""
     self.flush()
     if self._jsonl is not None:
       self._jsonl.close()
+      self._jsonl = None
     if self._tb is not None:
       self._tb.close()
+      self._tb = None
 
 
 def _fmt(v: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from autorec_jax.config.checks import ConfigError
 from autorec_jax.models.registry import FACTORIZATION_KINDS
-from autorec_jax.training import factorization, loop, stacked
+from autorec_jax.training import factorization, full_batch, loop, stacked
 
 Trainer = Callable[..., dict]
 _TRAINERS: dict[str, Trainer] = {}
@@ -26,8 +26,8 @@ def register(name: str, trainer: Trainer) -> None:
 
 def name_of(cfg) -> str:
   """The trainer a config names: `model.kind` for the factorization baselines,
-  "stacked" for Strub & Mary's layer-wise training, else the minibatch "autoencoder"
-  trainer."""
+  "stacked" for Strub & Mary's layer-wise training, "kernel" (full-batch L-BFGS) for
+  the kernel networks, else the minibatch "autoencoder" trainer."""
   if cfg.model.kind in FACTORIZATION_KINDS:
     return cfg.model.kind
   if cfg.stacked.enabled:
@@ -45,5 +45,6 @@ def select(cfg) -> Trainer:
 
 register("autoencoder", loop.train_and_evaluate)
 register("stacked", stacked.train_stacked)
+register("kernel", full_batch.train_full_batch)
 for _kind in FACTORIZATION_KINDS:
   register(_kind, factorization.train_and_evaluate_factorization)

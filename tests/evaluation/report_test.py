@@ -11,10 +11,12 @@ from tests import conftest, trained_runs
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _fake_run(root, name, *, orientation="item", epochs=4, finished=True, scale=False):
+def _fake_run(root, name, *, orientation="item", epochs=4, finished=True, scale=False,
+              data=None):
   workdir = root / name
   workdir.mkdir()
-  config = {"data": {"name": "movielens_1m", "rating_min": None, "rating_max": None},
+  config = {"data": data or {"name": "movielens_1m", "rating_min": None,
+                             "rating_max": None},
             "model": {"orientation": orientation, "hidden": [500], "activation": "sigmoid",
                       "dropout": 0.5, "hidden_fractions": []},
             "preprocess": {"scale": scale}, "train": {"refeed_steps": 1}}
@@ -52,6 +54,19 @@ def test_markdown_table_rows(tmp_path):
   # The unfinished run: its best epoch and validation RMSE come from metrics.jsonl.
   assert "| running | movielens_1m | user-based 500 sigmoid" in text
   assert "| 4 (running) | 3 | 0.9700 | — | — | — | — | — | — |" in text
+
+
+def test_generic_readers_are_labelled_by_their_file(tmp_path):
+  csv = {"name": "csv", "path": "/data/my-shop/ratings_2024.csv.gz"}
+  monti = {"name": "monti", "path": "~/douban/training_test_dataset.mat"}
+  runs = [report.read_run(str(_fake_run(tmp_path, "c", data=csv))),
+          report.read_run(str(_fake_run(tmp_path, "m", data=monti)))]
+  text = report.markdown(runs)
+  assert "| c | ratings_2024.csv.gz | item-based" in text
+  assert "| m | training_test_dataset.mat | item-based" in text
+  assert report.data_label({"data": {"name": "jester", "path": "/x/jester3.mat"}}) == \
+      "jester"
+  assert report.data_label({"data": {"name": "csv"}}) == "csv"  # no path recorded
 
 
 def test_train_curve_scale():

@@ -61,10 +61,10 @@ def test_measure_reports_seen_held_out_and_baseline(setup):
 
 def test_ensemble_script_compares_members_and_mixes(setup):
   models, _, _ = setup
-  rows, weights = ensemble_ml1m.compare(models["user"], models["item"])
+  rows, weights = ensemble_ml1m.compare({"user": models["user"], "item": models["item"]})
   assert len(rows) == 4 and weights.sum() == pytest.approx(1.0)
   blend = ensemble.Ensemble.fit([models["user"], models["item"]])
   assert list(rows.values())[3]["test/rmse"] == pytest.approx(
       blend.evaluate("test")["rmse"])
-  text = ensemble_ml1m.markdown(rows, "/tmp/x", 10, 20)
+  text = ensemble_ml1m.markdown(rows, "/tmp/x", ["user", "item"], 10, 20)
   assert text.count("\n| ") == 5 and "fitted blend" in text

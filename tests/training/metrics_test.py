@@ -74,3 +74,27 @@ def test_summary_line_says_n_a_for_a_metric_that_does_not_exist():
   assert metrics.summary_line({**common, "test/rmse": None, "test/mae": None,
                                "valid/rmse": None}) == (
       "test RMSE n/a (empty test part)  (best epoch 2, valid RMSE n/a, 0.25 s/epoch)")
+
+
+def test_observers_see_every_row_and_stop_a_run_cleanly(tmp_path):
+  seen = []
+  writer = metrics.MetricWriter(str(tmp_path))
+  with metrics.observing(seen.append):
+    writer.write_scalars(10, {"epoch": 1, "valid/rmse": 0.9})
+    writer.write_scalars(20, {"epoch": 2, "valid/rmse": float("nan")})
+  writer.write_scalars(30, {"epoch": 3})  # no observer any more
+  assert seen == [{"step": 10, "epoch": 1, "valid/rmse": 0.9},
+                  {"step": 20, "epoch": 2, "valid/rmse": None}]
+
+  class Stop(Exception):
+    pass
+
+  def stop(row):
+    raise Stop(row["epoch"])
+
+  with metrics.observing(stop), pytest.raises(Stop):
+    writer.write_scalars(40, {"epoch": 4})
+  # the writer flushed and closed its files before the exception unwound the run
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+  writer.close()  # closing again does nothing

@@ -1,0 +1,87 @@
+"""The full-batch kernel trainer: runs, resumes, GLocal-K's stages, serving the runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from autorec_jax.config import kernel as kernel_configs
+from autorec_jax.serving import api, predict
+from autorec_jax.training import full_batch, registry
+from tests import synthetic
+from tests.training.train_test import _tiny_config
+
+
+def _kernel_config(data, *, glocal=False):
+  cfg = _tiny_config(data)
+  (kernel_configs.glocal_k if glocal else kernel_configs.kernelnet)(cfg)
+  cfg.model.hidden = (10, 8)
+  cfg.lbfgs.iterations = 4
+  cfg.lbfgs.pretrain_iterations = 4
+  cfg.lbfgs.pretrain_rounds = 2
+  cfg.train.num_epochs = 3
+  return cfg
+
+
+def test_kernel_configs_select_the_full_batch_trainer(tmp_path):
+  cfg = _kernel_config(synthetic.write_ratings_csv(tmp_path / "r.csv"))
+  assert registry.select(cfg) is full_batch.train_full_batch
+
+
+def test_effective_lambdas_follow_the_size_and_scale_rule():
+  cfg = _kernel_config("unused").model.kernel
+  assert full_batch.effective_lambdas(cfg, 900_000, 4.0) == pytest.approx((60.0, 0.013))
+  l2, ls = full_batch.effective_lambdas(cfg, 225_000, 8.0)
+  assert l2 == pytest.approx(60.0 * 0.5 * 4) and ls == pytest.approx(0.013 * 0.5 * 4)
+  cfg.scale_lambdas = False
+  assert full_batch.effective_lambdas(cfg, 1000, 1.0) == (60.0, 0.013)
+
+
+def test_a_run_resumes_to_the_same_result(tmp_path):
+  cfg = _kernel_config(synthetic.write_ratings_csv(tmp_path / "r.csv"))
+  full = full_batch.train_full_batch(cfg, str(tmp_path / "full"))
+  cfg.train.num_epochs = 2
+  full_batch.train_full_batch(cfg, str(tmp_path / "resumed"))
+  cfg.train.num_epochs = 3
+  resumed = full_batch.train_full_batch(cfg, str(tmp_path / "resumed"))
+  assert resumed["test/rmse"] == pytest.approx(full["test/rmse"], rel=1e-6)
+  assert resumed["best_epoch"] == full["best_epoch"]
+  rows = [json.loads(l) for l in (tmp_path / "resumed" / "metrics.jsonl").read_text()
+          .splitlines() if '"epoch"' in l]
+  assert [r["epoch"] for r in rows if "valid/rmse" in r] == [1, 2, 3]
+
+
+def test_glocal_runs_both_stages_and_picks_the_best_among_fine_tuning_rounds(tmp_path):
+  cfg = _kernel_config(synthetic.write_ratings_csv(tmp_path / "r.csv"), glocal=True)
+  workdir = tmp_path / "run"
+  results = full_batch.train_full_batch(cfg, str(workdir))
+  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()
+          if '"train/stage"' in l]
+  assert [r["train/stage"] for r in rows] == ["pretrain"] * 2 + ["finetune"] * 3
+  assert results["best_epoch"] > 2
+  assert np.isfinite(results["test/rmse"])
+
+
+@pytest.mark.parametrize("glocal", [False, True])
+def test_serving_reads_what_the_network_was_trained_on(tmp_path, glocal):
+  cfg = _kernel_config(synthetic.write_ratings_csv(tmp_path / "r.csv"), glocal=glocal)
+  workdir = str(tmp_path / "run")
+  results = full_batch.train_full_batch(cfg, workdir)
+  predictor = predict.Predictor(workdir)
+  test = predictor.data.test
+  pred = predictor.predict(test.user, test.item)
+  rmse = float(np.sqrt(np.mean((pred - test.rating) ** 2)))
+  assert rmse == pytest.approx(results["test/rmse"], rel=1e-5)
+  model = api.load(workdir)
+  users = np.arange(5)
+  warm = predictor.data.train
+  pairs = [(u, i) for u, i in zip(warm.user, warm.item) if u in users][:20]
+  u, i = np.asarray(pairs).T
+  scores = model.scores(users)
+  np.testing.assert_allclose(np.clip(scores[u, i], 1, 5), predictor.predict(u, i),
+                             rtol=1e-4, atol=1e-4)
+  if glocal:
+    with pytest.raises(ValueError, match="GLocal-K"):
+      model.export(str(tmp_path / "export"))
+  else:
+    assert model.export(str(tmp_path / "export")).endswith("model.jax")
