@@ -4,7 +4,7 @@ r"""Jester (dataset 1, part 3): the kernelized autoencoders on a -10..10 joke-ra
   python -m autorec_jax.main --config=configs/jester.py:glocal_k --workdir=runs/jester_glocal_k
 
 The same networks and schedules as configs/movielens_1m.py's (autorec_jax/config/
-kernel.py), unchanged: their lambdas follow the data's size and rating range
+kernel.py), unchanged: their lambdas follow the data's size
 (model.kernel.scale_lambdas). Every field can be overridden on the command line;
 autorec_jax/config/schema.py documents them.
 """

@@ -144,9 +144,8 @@ def base_config() -> config_dict.ConfigDict:
   cfg.model.kernel.lambda_2 = 60.0
   # kernel: lambda_s/2 * sum(w_hat^2), the kernel's sparsity penalty per layer (>= 0).
   cfg.model.kernel.lambda_s = 0.013
-  # kernel: scale both lambdas by sqrt(train ratings / 900,000) * (rating range in
-  # model units / 4)^2, so values chosen on MovieLens-1M (1..5) transfer to other
-  # sizes and scales (docs/models.md); False: use them as given.
+  # kernel: scale both lambdas by sqrt(train ratings / 900,000), so values chosen on
+  # MovieLens-1M transfer to other sizes (docs/models.md); False: use them as given.
   cfg.model.kernel.scale_lambdas = True
   # kernel: GLocal-K's global kernel (autorec_jax.models.global_kernel): after
   # lbfgs.pretrain_rounds rounds of pre-training, the network is fine-tuned on

@@ -35,6 +35,7 @@ import json
 import logging as std_logging
 import os
 import sys
+import traceback
 from typing import Callable, Iterator, Sequence
 
 from absl import flags
@@ -96,6 +97,15 @@ def _not_orbax(record) -> bool:
   return "/orbax/" not in record.pathname.replace("\\", "/")
 
 
+def _not_orbax_task(record) -> bool:
+  """False for asyncio's report of an orbax read task whose exception nobody retrieved
+  (a damaged checkpoint fails several reads at once; the first is reported)."""
+  text = record.getMessage()
+  if record.exc_info:
+    text += "".join(traceback.format_exception(*record.exc_info))
+  return "/orbax/" not in text.replace("\\", "/")
+
+
 def _quiet_unraisable(unraisable) -> None:
   """Drops what a failed checkpoint read leaves behind: tensorstore callbacks firing
   into orbax's closed event loop, orbax read coroutines never awaited. Anything else
@@ -115,6 +125,9 @@ def quiet_checkpoint_logs() -> None:
   logger = std_logging.getLogger("absl")
   if _not_orbax not in logger.filters:
     logger.addFilter(_not_orbax)
+  tasks = std_logging.getLogger("asyncio")
+  if _not_orbax_task not in tasks.filters:
+    tasks.addFilter(_not_orbax_task)
   sys.unraisablehook = _quiet_unraisable
 
 

@@ -41,10 +41,9 @@ from autorec_jax.runtime.signals import Interrupted, StopSignal
 from autorec_jax.training import lbfgs, loop, metrics
 from autorec_jax.training import workdir as workdir_lib
 
-# The training-set size and rating range at which model.kernel.lambda_2/lambda_s apply
-# as given (MovieLens-1M's 90% train part, ratings 1..5); see effective_lambdas.
+# The training-set size at which model.kernel.lambda_2/lambda_s apply as given
+# (MovieLens-1M's 90% train part); see effective_lambdas.
 REFERENCE_RATINGS = 900_000
-REFERENCE_RANGE = 4.0
 
 
 @struct.dataclass
@@ -55,17 +54,18 @@ class FullBatchState:
   round: jax.Array
 
 
-def effective_lambdas(kernel_cfg, num_train: int, value_range: float) -> tuple[float, float]:
-  """(lambda_2, lambda_s) for a train part of `num_train` ratings whose model-unit
-  values span `value_range`: the configured ones times
-  sqrt(num_train / REFERENCE_RATINGS) * (value_range / REFERENCE_RANGE)^2 when
-  model.kernel.scale_lambdas is set. The squared-error sum grows with the number of
-  ratings and the square of the scale, the penalties with neither; the square root
-  (not a linear factor) keeps smaller data sets more strongly regularised, as the
-  references' own settings are (ML-100K 20, ML-1M 60-70)."""
+def effective_lambdas(kernel_cfg, num_train: int) -> tuple[float, float]:
+  """(lambda_2, lambda_s) for a train part of `num_train` ratings: the configured ones
+  times sqrt(num_train / REFERENCE_RATINGS) when model.kernel.scale_lambdas is set.
+  The squared-error sum grows with the number of ratings, the penalties do not; the
+  square root (not a linear factor) keeps smaller data sets more strongly
+  regularised, as the references' own settings are (ML-100K 20, ML-1M 60-70). The
+  rating scale is left out: the sparsity penalty's masks are scale-free, and scaling
+  both lambdas by the squared range switched every kernel connection off on Jester's
+  -10..10 scale (docs/models.md)."""
   factor = 1.0
   if kernel_cfg.scale_lambdas:
-    factor = math.sqrt(num_train / REFERENCE_RATINGS) * (value_range / REFERENCE_RANGE) ** 2
+    factor = math.sqrt(num_train / REFERENCE_RATINGS)
   return kernel_cfg.lambda_2 * factor, kernel_cfg.lambda_s * factor
 
 
@@ -104,10 +104,7 @@ def _train(cfg, workdir: str) -> dict:
   full = lbfgs.FullBatch(train_csr, sparse=input_path == "sparse", need_dense=glocal,
                          mesh=mesh)
   model = make_model(cfg.model, train_csr.shape[1], num_rows=train_csr.shape[0])
-  lo, hi = data.loaded.rating_scale
-  value_range = float(pre.to_model_units(hi) - pre.to_model_units(lo))
-  lambda_2, lambda_s = effective_lambdas(cfg.model.kernel, data.train.num_ratings,
-                                         value_range)
+  lambda_2, lambda_s = effective_lambdas(cfg.model.kernel, data.train.num_ratings)
   logging.info("kernel penalties: lambda_2=%g lambda_s=%g", lambda_2, lambda_s)
   dot_scale = cfg.model.global_kernel.dot_scale
   params = model.init(jax.random.key(cfg.seed), jnp.zeros((1, train_csr.shape[1])))["params"]
@@ -123,6 +120,7 @@ def _train(cfg, workdir: str) -> dict:
   eval_step = jax.jit(evaluate.make_eval_step(model, clip_min=scale[0], clip_max=scale[1],
                                               pre=pre),
                       in_shardings=(repl, sharded), out_shardings=repl)
+  lo, hi = data.loaded.rating_scale
   threshold = (cfg.eval.relevance_threshold if cfg.eval.relevance_threshold is not None
                else lo + 0.75 * (hi - lo))
 

@@ -1,5 +1,7 @@
 import json
+import logging
 import re
+import sys
 
 import pytest
 from absl import flags
@@ -87,3 +89,21 @@ def test_check_output_file(tmp_path):
       (tmp_path / "f", FileExistsError, "exists; pass --overwrite to replace it")):
     with pytest.raises(kind, match=re.escape(message)):
       cli.check_output_file(str(path), overwrite=False)
+
+
+def test_orbax_read_tasks_left_unretrieved_stay_off_stderr(capsys, monkeypatch):
+  monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+  logger = logging.getLogger("asyncio")
+  monkeypatch.setattr(logger, "filters", list(logger.filters))
+  monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+  cli.quiet_checkpoint_logs()
+  handler = logging.StreamHandler()
+  logger.addHandler(handler)
+  try:
+    logger.error("Task exception was never retrieved\nfuture: <Task finished coro=<"
+                 "async_deserialize() done, defined at /x/orbax/checkpoint/serialization.py:1>>")
+    logger.error("Task exception was never retrieved\nfuture: <Task finished coro=<mine()>>")
+  finally:
+    logger.removeHandler(handler)
+  err = capsys.readouterr().err
+  assert "orbax" not in err and "coro=<mine()>" in err

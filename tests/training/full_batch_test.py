@@ -28,14 +28,13 @@ def test_kernel_configs_select_the_full_batch_trainer(tmp_path):
   assert registry.select(cfg) is full_batch.train_full_batch
 
 
-def test_effective_lambdas_follow_the_size_and_scale_rule():
+def test_effective_lambdas_follow_the_size_rule():
   cfg = _kernel_config("unused").model.kernel
-  assert full_batch.effective_lambdas(cfg, 900_000, 4.0) == pytest.approx((60.0, 0.013))
-  l2, ls = full_batch.effective_lambdas(cfg, 225_000, 8.0)
-  assert l2 == pytest.approx(60.0 * 0.5 * 4) and ls == pytest.approx(0.013 * 0.5 * 4)
+  assert full_batch.effective_lambdas(cfg, 900_000) == pytest.approx((60.0, 0.013))
+  l2, ls = full_batch.effective_lambdas(cfg, 225_000)
+  assert l2 == pytest.approx(60.0 * 0.5) and ls == pytest.approx(0.013 * 0.5)
   cfg.scale_lambdas = False
-  assert full_batch.effective_lambdas(cfg, 1000, 1.0) == (60.0, 0.013)
-
+  assert full_batch.effective_lambdas(cfg, 1000) == (60.0, 0.013)
 
 def test_a_run_resumes_to_the_same_result(tmp_path):
   cfg = _kernel_config(synthetic.write_ratings_csv(tmp_path / "r.csv"))
