@@ -91,6 +91,7 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
 
 
 def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
+  compiled = metrics.compile_seconds()
   data = load_data(cfg)
   resuming = workdir_lib.has_training(workdir)
   if resuming:  # on the data it was trained on
@@ -140,15 +141,20 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   num_params = count_params(state.params)
 
   scale = data.loaded.rating_scale if cfg.eval.clip_predictions else (None, None)
-  eval_step = jax.jit(evaluate.make_eval_step(model, clip_min=scale[0], clip_max=scale[1],
-                                              pre=pre),
-                      in_shardings=(repl, sharded), out_shardings=repl)
+  entries = input_path == "sparse"  # evaluate from entry lists too (one device)
+  if entries:
+    eval_step = jax.jit(evaluate.make_entries_eval_step(
+        model, num_inputs=batcher.num_cols, clip_min=scale[0], clip_max=scale[1], pre=pre))
+  else:
+    eval_step = jax.jit(evaluate.make_eval_step(model, clip_min=scale[0], clip_max=scale[1],
+                                                pre=pre),
+                        in_shardings=(repl, sharded), out_shardings=repl)
 
   def make_evaluator(target):
     return evaluate.Evaluator(train=data.train, target=target, orientation=orientation,
                               batcher=eval_batcher, eval_step=eval_step, mesh=mesh,
                               rating_scale=scale if scale[0] is not None else None,
-                              row_bias=pre.row_bias)
+                              row_bias=pre.row_bias, entries=entries)
 
   lo, hi = data.loaded.rating_scale
   threshold = (cfg.eval.relevance_threshold if cfg.eval.relevance_threshold is not None
@@ -287,6 +293,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
                            position.seconds, num_params, split_summary)
   results.update(stopping)
   results.update(data_defaults.scale_record(scale_choice, data.loaded.rating_scale))
+  results["compile_seconds"] = metrics.compile_seconds() - compiled
   writer.close()
   return metrics.finish_results(results, workdir if jax.process_index() == 0 else None)
 

@@ -181,6 +181,27 @@ def truncate_jsonl(path: str, last_epoch: int) -> None:
   os.replace(tmp, path)
 
 
+_compile = {"seconds": 0.0, "listening": False}
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+
+
+def compile_seconds() -> float:
+  """Seconds this process has spent tracing, lowering and compiling XLA programs since
+  the first call (JAX's monitoring events), for `perf` records: on a small data set
+  compiling is a large share of a run."""
+  if not _compile["listening"]:
+    _compile["listening"] = True
+
+    def listen(event: str, duration: float, **_):
+      if event in _COMPILE_EVENTS:
+        _compile["seconds"] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+  return _compile["seconds"]
+
+
 def check_finite(value: float, *, what: str, epoch: int, step: int) -> None:
   """Raises FloatingPointError if a fetched loss is NaN or infinite."""
   if not math.isfinite(value):
