@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from autorec_jax.runtime.resources import cpu_name  # noqa: E402
 from autorec_jax.training import registry  # noqa: E402
 from configs import movielens_1m  # noqa: E402
 
@@ -55,8 +55,7 @@ def main():
   unknown = [v for v in variants if v not in PAPERS]
   if unknown:
     parser.error(f"unknown variants {unknown}; use {', '.join(PAPERS)}")
-  cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
-              if line.startswith("model name")), platform.processor())
+  cpu = cpu_name()
   lines = [
       f"# kernelNet and GLocal-K under the papers' protocol ({datetime.date.today()})",
       "",

@@ -32,7 +32,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from autorec_jax.runtime.resources import cpu_name  # noqa: E402
 
 ITERATIONS = 50  # the reference's output_every: L-BFGS-B iterations per round
 
@@ -123,8 +124,7 @@ def main():
     ref = time_reference(args, work)
     ours = time_ours(args, tmp)
   ref_round, our_round = statistics.median(ref[1:]), statistics.median(ours[1:])
-  cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
-              if line.startswith("model name")), platform.processor())
+  cpu = cpu_name()
   lines = [
       f"# kernelNet: the reference TensorFlow code vs autorec_jax ({datetime.date.today()})",
       "",

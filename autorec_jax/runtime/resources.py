@@ -9,6 +9,7 @@ the real peak, so it errs towards letting a borderline run try.
 from __future__ import annotations
 
 import os
+import platform
 
 import jax
 
@@ -58,3 +59,14 @@ def check_fits(need: dict[str, int], limit: int | None, *, devices: int) -> None
         f"{need['state_bytes'] / GIB:.1f} GiB, activations of one batch "
         f"{need['activation_bytes'] / GIB:.1f} GiB) but {limit / GIB:.1f} GiB is "
         "available; lower model.hidden, train.batch_size or eval.batch_size")
+
+
+def cpu_name() -> str:
+  """The CPU's model name (`/proc/cpuinfo`, else `platform.processor()`), for the
+  machine line of measurement tables."""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      line = next((l for l in f if l.startswith("model name")), None)
+  except OSError:
+    line = None
+  return line.split(":", 1)[1].strip() if line else platform.processor()
