@@ -4,8 +4,8 @@ configs/jester.py).
 
 Both are item-based (a row per item, its ratings by every user), two kernelized
 sigmoid layers of 500 and a kernelized linear output layer, d = 5, trained by
-full-batch L-BFGS-B with a history of 10 restarted at every validation round. The
-lambdas are given at MovieLens-1M's size and scale and scaled to the data
+full-batch L-BFGS (optax) with a history of 10 restarted at every validation round. The
+lambdas are given at MovieLens-1M's size and scaled to the data's
 (model.kernel.scale_lambdas; autorec_jax.training.full_batch.effective_lambdas).
 """
 
@@ -15,7 +15,7 @@ from ml_collections import config_dict
 
 
 def kernelnet(cfg: config_dict.ConfigDict) -> config_dict.ConfigDict:
-  """kernelNet: 20 rounds of 50 L-BFGS-B iterations (the reference's 1,000)."""
+  """kernelNet: 20 rounds of 50 L-BFGS iterations (the reference's 1,000)."""
   cfg.model.kind = "kernel"
   cfg.model.orientation = "item"
   cfg.model.hidden = (500, 500)

@@ -251,12 +251,12 @@ def base_config() -> config_dict.ConfigDict:
     cfg.stacked[stage] = st
 
   # --- Full-batch L-BFGS (model.kind=kernel; autorec_jax.training.full_batch). ---
-  # A round is `iterations` L-BFGS-B iterations over the whole train matrix from a
+  # A round is `iterations` L-BFGS iterations (optax) over the whole train matrix from a
   # fresh history, then validation and a checkpoint; train.num_epochs counts rounds.
   cfg.lbfgs = config_dict.ConfigDict()
   # Iterations per round (>= 1).
   cfg.lbfgs.iterations = 50
-  # Correction pairs kept (L-BFGS-B's maxcor, >= 1).
+  # Correction pairs kept (the history; scipy L-BFGS-B calls it maxcor, >= 1).
   cfg.lbfgs.memory = 10
   # model.global_kernel.enabled: pre-training rounds (>= 1) of pretrain_iterations
   # (>= 1) before the train.num_epochs fine-tuning rounds.

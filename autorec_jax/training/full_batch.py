@@ -1,10 +1,10 @@
 """The full-batch trainer of the kernel networks: kernelNet, and GLocal-K's two stages.
 
-`train_full_batch(cfg, workdir)` trains `model.kind=kernel` with rounds of L-BFGS-B
+`train_full_batch(cfg, workdir)` trains `model.kind=kernel` with rounds of L-BFGS
 over the whole train matrix (autorec_jax.training.lbfgs). A round is an "epoch" of
 the run: `lbfgs.iterations` iterations, then a validation pass and a checkpoint.
-With `global_kernel.enabled` (GLocal-K), `global_kernel.pretrain_rounds` rounds of
-`global_kernel.pretrain_iterations` pre-train the local kernel network first, then
+With `global_kernel.enabled` (GLocal-K), `lbfgs.pretrain_rounds` rounds of
+`lbfgs.pretrain_iterations` pre-train the local kernel network first, then
 `train.num_epochs` rounds fine-tune it on the globally convolved matrix together
 with the global kernel's weights. Only fine-tuning rounds compete for the best
 checkpoint (the pre-trained network alone is another model). Everything else is the
