@@ -18,23 +18,13 @@ docstrings list their variants (configs/movielens_1m.py:tiny is a seconds-long r
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 
-def _stop_before_training(signum, frame):
-  """SIGINT/SIGTERM outside the training loop (which saves a checkpoint first): there is
-  nothing half-written to keep (files are replaced atomically), so stop at once."""
-  del frame
-  print(f"interrupted: stopped by {signal.Signals(signum).name}; run the same command to "
-        "resume from the last checkpoint", file=sys.stderr)
-  sys.stderr.flush()
-  os._exit(128 + signum)  # pylint: disable=protected-access
-
-
 if __name__ == "__main__":  # before the slow imports: Ctrl-C there is one line too
-  for _signum in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_signum, _stop_before_training)
+  from autorec_jax.runtime import signals as _early_signals
+  _early_signals.exit_at_once_on_signals(
+      "run the same command to resume from the last checkpoint")
 
 # pylint: disable=wrong-import-position
 import jax

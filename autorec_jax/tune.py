@@ -23,24 +23,13 @@ Needs Optuna: `pip install 'autorec_jax[tune]'`.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 
-def _stop_outside_training(signum, frame):
-  """SIGINT/SIGTERM outside a trial's training loop (which saves a checkpoint first):
-  the study's storage is appended to line by line, so stop at once."""
-  del frame
-  print(f"interrupted: stopped by {signal.Signals(signum).name}; run the same command to "
-        "continue the study", file=sys.stderr)
-  sys.stderr.flush()
-  os._exit(128 + signum)  # pylint: disable=protected-access
-
-
 if __name__ == "__main__":  # before the slow imports: Ctrl-C there is one line too
-  for _signum in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_signum, _stop_outside_training)
+  from autorec_jax.runtime import signals as _early_signals
+  _early_signals.exit_at_once_on_signals("run the same command to continue the study")
 
 # pylint: disable=wrong-import-position
 from absl import app, flags, logging
