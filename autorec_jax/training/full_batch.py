@@ -9,7 +9,8 @@ With `global_kernel.enabled` (GLocal-K), `lbfgs.pretrain_rounds` rounds of
 with the global kernel's weights. Only fine-tuning rounds compete for the best
 checkpoint (the pre-trained network alone is another model). Everything else is the
 minibatch trainer's: the workdir, data snapshot, metrics.jsonl, results.json,
-resumption (from the newest round) and the final evaluation of the best checkpoint.
+resumption (from the newest round), early stopping (`train.patience`, counted in
+rounds that compete for the best) and the final evaluation of the best checkpoint.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from autorec_jax.models.autoencoder import count_params
 from autorec_jax.models.registry import make_model
 from autorec_jax.runtime import console, faults, parallel
 from autorec_jax.runtime.signals import Interrupted, StopSignal
-from autorec_jax.training import lbfgs, loop, metrics
+from autorec_jax.training import data_defaults, lbfgs, loop, metrics
+from autorec_jax.training import stopping as stopping_lib
 from autorec_jax.training import workdir as workdir_lib
+from autorec_jax.training.position import Position
 
 # The training-set size at which model.kernel.lambda_2/lambda_s apply as given
 # (MovieLens-1M's 90% train part); see effective_lambdas.
@@ -155,14 +158,15 @@ def _train(cfg, workdir: str) -> dict:
   manager = checkpoint.make_manager(workdir, keep_best=has_valid)
   manager, latest, restored, meta = checkpoint.restore_newest_intact(
       workdir, manager, state, keep_best=has_valid)
-  progress = {"seconds": [], "best_rmse": float("inf"), "best_epoch": 0}
+  position = Position()  # rounds done, their seconds, the best fine-tuning round
   if latest is not None:
     if "config" in meta:
       workdir_lib.refuse_other_config(workdir, meta["config"], cfg, f"checkpoint {latest}")
     state = restored
-    progress = {k: meta[k] for k in progress}
+    position = Position.from_meta(meta)
     logging.info("resumed after round %d", latest)
   config = json.loads(config_json(cfg))
+  position.config = config
   write_config(cfg, workdir)
   done = int(state.round)
   writer_path = os.path.join(workdir, "metrics.jsonl")
@@ -179,10 +183,15 @@ def _train(cfg, workdir: str) -> dict:
                            input_path=input_path, resumed=latest, mirrored=False)
           + f"; L-BFGS, lambda_2 {lambda_2:.4g}, lambda_s {lambda_s:.4g}", flush=True)
   schedule = _schedule(cfg)
+  # Early stopping counts rounds that compete for the best (fine-tuning rounds for
+  # GLocal-K): pre-training rounds are never evaluated against it.
+  patience = cfg.train.patience if has_valid else 0
   minimizers = {}
   stop = StopSignal()
   with stop.installed():
     for index in range(done, len(schedule)):
+      if position.patience_ran_out(patience):
+        break
       stage, iterations = schedule[index]
       t0 = time.perf_counter()
       if stage not in minimizers:
@@ -191,7 +200,7 @@ def _train(cfg, workdir: str) -> dict:
       state = FullBatchState(params=params, round=jnp.asarray(index + 1, jnp.int32))
       faults.reached("train_step")
       seconds = time.perf_counter() - t0
-      progress["seconds"].append(seconds)
+      position.seconds.append(seconds)
       row = {"epoch": index + 1, "train/loss": loss, "train/iterations": iterations,
              "train/stage": stage, "perf/epoch_secs": seconds}
       eval_metrics = None
@@ -204,26 +213,32 @@ def _train(cfg, workdir: str) -> dict:
         competes = stage != "pretrain"
         if competes:
           eval_metrics = {"valid/rmse": result["rmse"]}
-          if result["rmse"] < progress["best_rmse"]:
-            progress["best_rmse"], progress["best_epoch"] = result["rmse"], index + 1
+          position.evaluated(index + 1, result["rmse"])
       if jax.process_index() == 0:
         print(console.eval_line(
             epoch=index + 1, num_epochs=len(schedule), loss=loss,
             valid_rmse=row.get("valid/rmse"),
-            best_rmse=progress["best_rmse"] if progress["best_epoch"] else None,
-            best_epoch=progress["best_epoch"] or None, seconds=time.perf_counter() - t0)
+            best_rmse=position.best_rmse if position.best_epoch else None,
+            best_epoch=position.best_epoch or None, seconds=time.perf_counter() - t0)
               + f"  {stage}", flush=True)
+      position = position.next_epoch(index + 1)
       writer.write_scalars(index + 1, row)
       writer.flush()
-      meta = {"epoch": index + 1, "batch": 0, "config": config, "metrics": row, **progress}
-      checkpoint.save(manager, index + 1, state, meta, eval_metrics)
+      checkpoint.save(manager, index + 1, state, position.to_meta(row), eval_metrics)
       if stop.signum is not None:
         writer.close()
         raise Interrupted(stop.signum, index + 1, 0)
 
+  stopping = stopping_lib.summary(position, patience=patience, num_epochs=len(schedule),
+                                  has_valid=has_valid)
+  if jax.process_index() == 0:
+    print(stopping_lib.console_line(stopping), flush=True)
   results = loop.final_results(cfg, data, manager, state, make_evaluator, make_ranking,
-                               progress["seconds"], num_params, split_summary)
+                               position.seconds, num_params, split_summary)
   results.update({"lambda_2": lambda_2, "lambda_s": lambda_s, "optimizer": "lbfgs",
-                  "stages": sorted({s for s, _ in schedule})})
+                  "stages": sorted({s for s, _ in schedule}), **stopping})
+  results.update(data_defaults.scale_record(
+      data_defaults.choose_scale(cfg.preprocess.scale, data.loaded.rating_scale),
+      data.loaded.rating_scale))
   writer.close()
   return metrics.finish_results(results, workdir if jax.process_index() == 0 else None)

@@ -35,7 +35,9 @@ class Position:
   @classmethod
   def from_meta(cls, meta: dict) -> "Position":
     return cls(epoch=int(meta["epoch"]), batch=int(meta.get("batch", 0)),
-               sums=dict(meta.get("sums", {})), seconds=list(meta.get("epoch_seconds", [])),
+               sums=dict(meta.get("sums", {})),
+               # "seconds": the full-batch trainer's checkpoints before this record
+               seconds=list(meta.get("epoch_seconds", meta.get("seconds", []))),
                lr_scale=float(meta.get("lr_scale", 1.0)),
                rollbacks=int(meta.get("rollbacks", 0)),
                best_rmse=float(meta.get("best_rmse", float("inf"))),

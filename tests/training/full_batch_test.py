@@ -84,3 +84,67 @@ def test_serving_reads_what_the_network_was_trained_on(tmp_path, glocal):
       model.export(str(tmp_path / "export"))
   else:
     assert model.export(str(tmp_path / "export")).endswith("model.jax")
+
+
+def _valid_curve(workdir):
+  """(round, stage, valid RMSE) of every round in a run's metrics.jsonl."""
+  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [(r["epoch"], r["train/stage"], r["valid/rmse"]) for r in rows if "valid/rmse" in r]
+
+
+def _patience_stop(curve, patience, *, count_pretrain=False):
+  """The round after which a run with this patience stops, read off a free run."""
+  best_rmse, best = float("inf"), 0
+  for epoch, stage, rmse in curve:
+    if stage == "pretrain" and not count_pretrain:
+      continue
+    if rmse < best_rmse:
+      best_rmse, best = rmse, epoch
+    elif epoch - best >= patience:
+      return epoch
+  return curve[-1][0]
+
+
+def _overfitting_config(data, *, glocal, patience, num_epochs=8):
+  cfg = _kernel_config(data, glocal=glocal)
+  cfg.model.kernel.lambda_2, cfg.model.kernel.lambda_s = 0.0, 0.0  # a bumpy curve
+  cfg.model.kernel.scale_lambdas = False
+  cfg.train.num_epochs, cfg.train.patience = num_epochs, patience
+  return cfg
+
+
+def test_patience_stops_a_kernel_run_and_a_resumed_run_stops_at_the_same_round(tmp_path):
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
+  full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=0),
+                              str(tmp_path / "free"))
+  curve = _valid_curve(tmp_path / "free")
+  stop = _patience_stop(curve, 2)
+  assert stop < len(curve), curve  # the premise: the free run has a plateau of 2
+  stopped = full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=2),
+                                        str(tmp_path / "stopped"))
+  assert [e for e, _, _ in _valid_curve(tmp_path / "stopped")] == list(range(1, stop + 1))
+  assert (stopped["stopped_epoch"], stopped["stop_reason"]) == (stop, "patience")
+  assert stopped["best_epoch"] == min(curve[:stop], key=lambda c: c[2])[0]
+  assert stopped["preprocess/scale"] is False and stopped["rating_scale"] == [1.0, 5.0]
+  # Killed after round 1 (a cap of 1), then resumed with the cap of 8: same stop.
+  workdir = str(tmp_path / "resumed")
+  full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=2,
+                                                  num_epochs=1), workdir)
+  resumed = full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=2),
+                                        workdir)
+  assert resumed["stopped_epoch"] == stop
+  assert resumed["test/rmse"] == pytest.approx(stopped["test/rmse"], rel=1e-6)
+
+
+def test_glocal_patience_counts_fine_tuning_rounds_only(tmp_path):
+  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
+  full_batch.train_full_batch(_overfitting_config(data, glocal=True, patience=0),
+                              str(tmp_path / "free"))
+  curve = _valid_curve(tmp_path / "free")
+  stop = _patience_stop(curve, 1)
+  # The premise: counting the pre-training rounds would stop at another round.
+  assert _patience_stop(curve, 1, count_pretrain=True) != stop, curve
+  results = full_batch.train_full_batch(_overfitting_config(data, glocal=True, patience=1),
+                                        str(tmp_path / "run"))
+  assert results["stopped_epoch"] == stop
+  assert results["best_epoch"] > 2  # a fine-tuning round
