@@ -113,11 +113,16 @@ def _overfitting_config(data, *, glocal, patience, num_epochs=8):
   return cfg
 
 
-def test_patience_stops_a_kernel_run_and_a_resumed_run_stops_at_the_same_round(tmp_path):
+def _free_run(tmp_path, *, glocal):
+  """(data file, validation curve) of a run without early stopping."""
   data = synthetic.write_ratings_csv(tmp_path / "r.csv")
-  full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=0),
+  full_batch.train_full_batch(_overfitting_config(data, glocal=glocal, patience=0),
                               str(tmp_path / "free"))
-  curve = _valid_curve(tmp_path / "free")
+  return data, _valid_curve(tmp_path / "free")
+
+
+def test_patience_stops_a_kernel_run_and_a_resumed_run_stops_at_the_same_round(tmp_path):
+  data, curve = _free_run(tmp_path, glocal=False)
   stop = _patience_stop(curve, 2)
   assert stop < len(curve), curve  # the premise: the free run has a plateau of 2
   stopped = full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=2),
@@ -137,10 +142,7 @@ def test_patience_stops_a_kernel_run_and_a_resumed_run_stops_at_the_same_round(t
 
 
 def test_glocal_patience_counts_fine_tuning_rounds_only(tmp_path):
-  data = synthetic.write_ratings_csv(tmp_path / "r.csv")
-  full_batch.train_full_batch(_overfitting_config(data, glocal=True, patience=0),
-                              str(tmp_path / "free"))
-  curve = _valid_curve(tmp_path / "free")
+  data, curve = _free_run(tmp_path, glocal=True)
   stop = _patience_stop(curve, 1)
   # The premise: counting the pre-training rounds would stop at another round.
   assert _patience_stop(curve, 1, count_pretrain=True) != stop, curve
