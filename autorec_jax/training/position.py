@@ -1,4 +1,5 @@
-"""Where a minibatch run stands, as its checkpoints record it, and when it stops.
+"""Where a run stands, as its checkpoints record it, and when it stops (the
+minibatch trainer's epochs; the full-batch trainer's L-BFGS rounds, with no batches).
 
 `Position` is saved in every checkpoint's `meta`, so a resumed run continues exactly
 where the checkpoint was: completed epochs, batches into the next one and that
