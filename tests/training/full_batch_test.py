@@ -121,24 +121,20 @@ def _free_run(tmp_path, *, glocal):
   return data, _valid_curve(tmp_path / "free")
 
 
-def test_patience_stops_a_kernel_run_and_a_resumed_run_stops_at_the_same_round(tmp_path):
+def test_patience_stops_a_kernel_run_killed_and_resumed_where_the_curve_says(tmp_path):
   data, curve = _free_run(tmp_path, glocal=False)
   stop = _patience_stop(curve, 2)
   assert stop < len(curve), curve  # the premise: the free run has a plateau of 2
-  stopped = full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=2),
-                                        str(tmp_path / "stopped"))
-  assert [e for e, _, _ in _valid_curve(tmp_path / "stopped")] == list(range(1, stop + 1))
-  assert (stopped["stopped_epoch"], stopped["stop_reason"]) == (stop, "patience")
-  assert stopped["best_epoch"] == min(curve[:stop], key=lambda c: c[2])[0]
-  assert stopped["preprocess/scale"] is False and stopped["rating_scale"] == [1.0, 5.0]
-  # Killed after round 1 (a cap of 1), then resumed with the cap of 8: same stop.
-  workdir = str(tmp_path / "resumed")
+  # Killed after round 1 (a cap of 1), then resumed with the cap of 8.
+  workdir = tmp_path / "resumed"
   full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=2,
-                                                  num_epochs=1), workdir)
+                                                  num_epochs=1), str(workdir))
   resumed = full_batch.train_full_batch(_overfitting_config(data, glocal=False, patience=2),
-                                        workdir)
-  assert resumed["stopped_epoch"] == stop
-  assert resumed["test/rmse"] == pytest.approx(stopped["test/rmse"], rel=1e-6)
+                                        str(workdir))
+  assert [e for e, _, _ in _valid_curve(workdir)] == list(range(1, stop + 1))
+  assert (resumed["stopped_epoch"], resumed["stop_reason"]) == (stop, "patience")
+  assert resumed["best_epoch"] == min(curve[:stop], key=lambda c: c[2])[0]
+  assert resumed["preprocess/scale"] is False and resumed["rating_scale"] == [1.0, 5.0]
 
 
 def test_glocal_patience_counts_fine_tuning_rounds_only(tmp_path):
