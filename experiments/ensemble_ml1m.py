@@ -3,8 +3,14 @@ r"""Ensembles on MovieLens-1M: does the mix beat every member?
   AUTOREC_DATA_DIR=/work/shared/data python experiments/ensemble_ml1m.py --out=/tmp/ens
   AUTOREC_DATA_DIR=/work/shared/data python experiments/ensemble_ml1m.py --out=/tmp/ens \
       --members=user,item,kernelnet,glocal_k --results=experiments/results/ensemble_kernel_ml1m.md
+  AUTOREC_DATA_DIR=/work/shared/data python experiments/ensemble_ml1m.py --out=/tmp/ens \
+      --members=user,item,kernelnet,kernelnet+seed=1,glocal_k
 
-Trains (or reuses, when OUT/ml1m_<variant> holds a finished run) each member, a
+A member is a variant name, optionally followed by `+field=value` config overrides
+(`kernelnet+seed=1`: the same model from another initialisation; the split's own
+`data.seed` is not touched by `seed`).
+
+Trains (or reuses, when OUT/ml1m_<member> holds a finished run) each member, a
 variant of configs/movielens_1m.py (default: `:user` and `:item`), on the same data
 and split, then scores on the test part: each member, their plain average, and the
 blend whose weights are fitted on the validation part (ensemble.Ensemble.fit: least
@@ -17,12 +23,15 @@ Writes OUT/ensemble.json and --results (default experiments/results/ensemble_ml1
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import shlex
 import sys
 import time
 
 import numpy as np
+from ml_collections import config_dict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,14 +42,52 @@ from autorec_jax.training import registry
 from configs import movielens_1m  # noqa: E402
 
 
-def train_model(out: str, variant: str) -> str:
-  workdir = os.path.join(out, f"ml1m_{variant}")
+def member_config(member: str):
+  """The config of MEMBER: `variant` or `variant+field=value+...` (values read as
+  Python literals where they parse, as text otherwise)."""
+  variant, *overrides = member.split("+")
+  cfg = movielens_1m.get_config(variant)
+  for override in overrides:
+    field, sep, text = override.partition("=")
+    if not sep or not field:
+      raise SystemExit(f"--members: {member!r}: expected `+field=value`, got {override!r}")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *path, leaf = field.split(".")
+    parent = cfg
+    for name in path:
+      parent = parent.get(name) if isinstance(parent, config_dict.ConfigDict) else None
+    if not isinstance(parent, config_dict.ConfigDict) or leaf not in parent:
+      raise SystemExit(f"--members: {member!r}: no config field {field!r}")
+    try:
+      parent[leaf] = value
+    except TypeError as e:
+      raise SystemExit(f"--members: {member!r}: {field}: {e}") from None
+  return cfg
+
+
+def split_members(text: str) -> list[str]:
+  """The members of a --members list: split at the commas outside brackets, so that
+  `item+model.hidden=(725,),kernelnet` is two members."""
+  members, depth, start = [], 0, 0
+  for i, char in enumerate(text + ","):
+    depth += (char in "([") - (char in ")]")
+    if char == "," and depth == 0:
+      members.append(text[start:i].strip())
+      start = i + 1
+  return [m for m in members if m]
+
+
+def train_model(out: str, member: str) -> str:
+  workdir = os.path.join(out, f"ml1m_{member}")
   if not os.path.exists(os.path.join(workdir, "results.json")):
-    cfg = movielens_1m.get_config(variant)
+    cfg = member_config(member)
     cfg.train.progress_bar = False
     t0 = time.time()
     registry.select(cfg)(cfg, workdir)
-    print(f"trained {variant} in {time.time() - t0:.0f}s", flush=True)
+    print(f"trained {member} in {time.time() - t0:.0f}s", flush=True)
   return workdir
 
 
@@ -78,7 +125,8 @@ def markdown(rows: dict, out: str, members: list, num_valid: int, num_test: int)
       "# Ensembles on MovieLens-1M",
       "",
       f"`AUTOREC_DATA_DIR=/work/shared/data python experiments/ensemble_ml1m.py "
-      f"--out={out} --members={','.join(members)}`: configs/movielens_1m.py variants "
+      f"--out={out} --members={shlex.quote(','.join(members))}`: configs/movielens_1m.py "
+      "variants "
       "trained on the same seeded 90/10 split (5% of train for validation), "
       "best-by-validation checkpoints; 2-core CPU, float32. The blend weights are "
       f"fitted on the validation part only ({num_valid:,} ratings); every row is "
@@ -103,12 +151,13 @@ def main():
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--out", default="/tmp/ensemble_ml1m")
   parser.add_argument("--members", default="user,item",
-                      help="comma-separated variants of configs/movielens_1m.py")
+                      help="comma-separated variants of configs/movielens_1m.py, each optionally "
+                           "with `+field=value` overrides")
   parser.add_argument("--results", default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), "results", "ensemble_ml1m.md"))
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
-  names = [m.strip() for m in args.members.split(",") if m.strip()]
+  names = split_members(args.members)
   if len(names) < 2:
     parser.error("--members needs at least two variants")
   members = {name: api.load(train_model(args.out, name)) for name in names}

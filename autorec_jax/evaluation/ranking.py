@@ -107,14 +107,36 @@ class RankingEvaluator:
     self._topk_step = jax.jit(topk_step)
     self._forward_jit = jax.jit(forward)
 
-  def __call__(self, params) -> dict[str, float]:
+  def __call__(self, params, *, shared: dict | None = None) -> dict[str, float]:
+    """The metrics of `params`. `shared`: a dict the caller passes to evaluators of
+    the same params and train data on several held-out sets, so that an item-based
+    model's scores are computed once (kept there under "item_scores")."""
     if not self.available or len(self._users) == 0:
       return {}
     if self.orientation == "user":
       sums = self._user_based(params)
     else:
-      sums = self._item_based(params)
+      shared = {} if shared is None else shared
+      if "item_scores" not in shared:
+        shared["item_scores"] = self.item_scores(params)
+      sums = self._item_based(shared["item_scores"])
     return {f"{k}": v for k, v in means(sums).items()}
+
+  def item_scores(self, params) -> np.ndarray:
+    """An item-based model's items x users scores on the host."""
+    n_items, n_users = self._train_ui.shape[1], self._train_ui.shape[0]
+    scores_IxU = np.zeros((n_items, n_users), np.float32)
+    batch_size = self._batcher.local_batch_size
+    csr = self._batcher.matrix
+    for start in range(0, n_items, batch_size):
+      rows = np.arange(start, min(start + batch_size, n_items))
+      x = np.zeros((batch_size, n_users), np.float32)
+      x[:len(rows)] = csr[rows].toarray()
+      bias = np.zeros(batch_size, np.float32)
+      bias[:len(rows)] = self._row_bias[rows]
+      out = self._forward_jit(params, jnp.asarray(x), jnp.asarray(bias))
+      scores_IxU[rows] = np.asarray(out)[:len(rows)]
+    return scores_IxU
 
   def _user_based(self, params) -> dict[str, float]:
     relevant_rows = sp.csr_matrix(self._relevant_ui, copy=True)
@@ -133,19 +155,7 @@ class RankingEvaluator:
     real = users >= 0
     return topk_sums(topk_UxK[real], self._relevant_ui, users[real], self.ks)
 
-  def _item_based(self, params) -> dict[str, float]:
-    n_items, n_users = self._train_ui.shape[1], self._train_ui.shape[0]
-    scores_IxU = np.zeros((n_items, n_users), np.float32)
-    batch_size = self._batcher.local_batch_size
-    csr = self._batcher.matrix
-    for start in range(0, n_items, batch_size):
-      rows = np.arange(start, min(start + batch_size, n_items))
-      x = np.zeros((batch_size, n_users), np.float32)
-      x[:len(rows)] = csr[rows].toarray()
-      bias = np.zeros(batch_size, np.float32)
-      bias[:len(rows)] = self._row_bias[rows]
-      out = self._forward_jit(params, jnp.asarray(x), jnp.asarray(bias))
-      scores_IxU[rows] = np.asarray(out)[:len(rows)]
+  def _item_based(self, scores_IxU: np.ndarray) -> dict[str, float]:
     k_max = max(self.ks)
     best = np.zeros((len(self._users), k_max), np.int64)
     for start in range(0, len(self._users), 1024):

@@ -146,12 +146,12 @@ def _train(cfg, workdir: str) -> dict:
     return out if pre.is_identity else pre.inverse(out, row_bias_B)
 
   def make_ranking(target):
-    def run(params):
+    def run(params, *, shared=None):
       return ranking.RankingEvaluator(
           train=data.train, target=target, orientation=cfg.model.orientation,
           batcher=batcher(params, "finetune" if glocal else "train"), forward=forward,
           mesh=mesh, ks=cfg.eval.ranking_ks, threshold=threshold,
-          row_bias=pre.row_bias)(params)
+          row_bias=pre.row_bias)(params, shared=shared)
     return run
 
   has_valid = data.valid.num_ratings > 0

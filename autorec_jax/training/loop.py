@@ -365,12 +365,13 @@ def final_results(cfg, data, manager, state, make_evaluator, make_ranking, epoch
   best = checkpoint.best_step(manager)
   best_state, meta = checkpoint.restore(manager, best, state)
   test = make_evaluator(data.test)(best_state.params)
-  test_ranking = make_ranking(data.test)(best_state.params)
+  shared = {}  # one item-based score matrix for both ranking passes
+  test_ranking = make_ranking(data.test)(best_state.params, shared=shared)
   best_row = dict(meta["metrics"])
   if data.valid.num_ratings and not any(  # not measured while training
       k.startswith(f"valid/{m}@") for k in best_row for m in ranking.METRICS):
-    best_row.update({f"valid/{k}": v
-                     for k, v in make_ranking(data.valid)(best_state.params).items()})
+    best_row.update({f"valid/{k}": v for k, v in make_ranking(data.valid)(
+        best_state.params, shared=shared).items()})
   results = {
       "test/rmse": test["rmse"], "test/mae": test["mae"], "test/count": test["count"],
       "test/cold_count": test["cold_count"],

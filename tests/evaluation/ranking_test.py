@@ -98,3 +98,34 @@ def test_user_and_item_orientation_agree_on_the_same_scores():
   assert results[0].keys() == results[1].keys() and results[0]
   for k in results[0]:
     assert results[0][k] == pytest.approx(results[1][k]), k
+
+
+def test_an_item_based_score_matrix_shared_between_held_out_sets_is_computed_once():
+  rng = np.random.default_rng(2)
+  nu, ni = 12, 9
+  u, i = np.nonzero(rng.random((nu, ni)) < 0.6)
+  all_r = _ratings(u, i, rng.integers(1, 6, len(u)).astype(np.float32), nu, ni)
+  part = rng.integers(0, 3, len(u))
+  train, valid, test = (all_r.subset(part == p) for p in range(3))
+  item_score = rng.normal(size=ni).astype(np.float32)
+
+  def forward(params, x, row_bias):
+    return x * 0.0 + row_bias[:, None] + params
+
+  matrix = train.to_csr("item")
+
+  def evaluator(target):
+    return ranking.RankingEvaluator(
+        train=train, target=target, orientation="item",
+        batcher=CSRBatcher(matrix, 4, seed=0, prefetch=0), forward=forward,
+        mesh=parallel.make_mesh(), ks=(3,), threshold=3.0, row_bias=item_score)
+
+  alone = [evaluator(t)(jnp.float32(0.0)) for t in (test, valid)]
+  shared = {}
+  test_ev, valid_ev = evaluator(test), evaluator(valid)
+  together = [test_ev(jnp.float32(0.0), shared=shared)]
+  assert shared["item_scores"].shape == (ni, nu)
+  calls = []
+  valid_ev.item_scores = lambda params: calls.append(params)  # must not be called
+  together.append(valid_ev(jnp.float32(0.0), shared=shared))
+  assert not calls and alone == together and alone[0]

@@ -5,6 +5,8 @@ on small trained models so that their bookkeeping (held-out parts, metrics, tabl
 is checked.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,18 @@ def test_ensemble_script_compares_members_and_mixes(setup):
       blend.evaluate("test")["rmse"])
   text = ensemble_ml1m.markdown(rows, "/tmp/x", ["user", "item"], 10, 20)
   assert text.count("\n| ") == 5 and "fitted blend" in text
+
+
+def test_ensemble_members_are_variants_with_overrides():
+  assert ensemble_ml1m.split_members(
+      "user, item+model.hidden=(725,)+optim.learning_rate=0.003,kernelnet+seed=1") == [
+          "user", "item+model.hidden=(725,)+optim.learning_rate=0.003", "kernelnet+seed=1"]
+  cfg = ensemble_ml1m.member_config("item+model.hidden=(725,)+optim.learning_rate=0.003")
+  assert cfg.model.hidden == (725,) and cfg.optim.learning_rate == 0.003
+  seeded = ensemble_ml1m.member_config("kernelnet+seed=1")
+  assert seeded.seed == 1 and seeded.data.seed == 0  # the split stays the same
+  for bad, says in (("item+nope=1", "no config field 'nope'"),
+                    ("item+seed", "expected `+field=value`"),
+                    ("item+model.hidden=wide", "model.hidden")):
+    with pytest.raises(SystemExit, match=re.escape(says)):
+      ensemble_ml1m.member_config(bad)
