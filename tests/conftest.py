@@ -15,6 +15,18 @@ jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Many tests train the same tiny models again (a run and its resumed twin, each
+# parametrisation): JAX's persistent compilation cache lets every pytest process,
+# and the next suite run, load a program compiled once instead of compiling it again.
+# AUTOREC_TEST_JAX_CACHE moves it (tests/without_native.sh points its copy of the
+# checkout at this one's). Programs are keyed by their whole text, constants included,
+# so a hit is the same program. The commands that tests start as subprocesses do not
+# use it: they run as a user's would.
+jax.config.update("jax_compilation_cache_dir", os.environ.get(
+    "AUTOREC_TEST_JAX_CACHE", str(REPO / ".pytest_cache" / "jax_compilation_cache")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
 
 # Tests sit beside the package they test (tests/data for autorec_jax/data, ...).

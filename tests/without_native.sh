@@ -43,6 +43,8 @@ site_packages "$python" > "$(site_packages "$bare")/autorec_dependencies.pth"
 
 cd "$tmp/src"
 export PYTHONPATH="$tmp/src"
+# The compiled programs the checkout's own test run cached (tests/conftest.py).
+export AUTOREC_TEST_JAX_CACHE="${AUTOREC_TEST_JAX_CACHE:-$checkout/.pytest_cache/jax_compilation_cache}"
 "$bare" - <<'EOF'
 import os, sys
 import autorec_jax
