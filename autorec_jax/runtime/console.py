@@ -19,8 +19,10 @@ from absl import logging
 _QUIET_LOGGERS = ("jax._src.xla_bridge", "absl.orbax", "orbax")
 
 
-# orbax warns on every mid-epoch checkpoint, which by design records no metric.
-_ORBAX_NOISE = ("did not provide metrics",)
+# orbax warns on every mid-epoch checkpoint, which by design records no metric, and
+# when a save waits for the one before it (the run decides how often it writes:
+# ckpt.every_secs), neither of which a user can act on.
+_ORBAX_NOISE = ("did not provide metrics", "Waiting for previous save to complete")
 
 
 def _quiet_library_info(record) -> bool:
