@@ -126,8 +126,7 @@ def markdown(rows: dict, out: str, members: list, num_valid: int, num_test: int)
       "",
       f"`AUTOREC_DATA_DIR=/work/shared/data python experiments/ensemble_ml1m.py "
       f"--out={out} --members={shlex.quote(','.join(members))}`: configs/movielens_1m.py "
-      "variants "
-      "trained on the same seeded 90/10 split (5% of train for validation), "
+      "variants trained on the same seeded 90/10 split (5% of train for validation), "
       "best-by-validation checkpoints; 2-core CPU, float32. The blend weights are "
       f"fitted on the validation part only ({num_valid:,} ratings); every row is "
       f"measured on the same {num_test:,} test ratings.",

@@ -27,6 +27,7 @@ jax.config.update("jax_compilation_cache_dir", os.environ.get(
     "AUTOREC_TEST_JAX_CACHE", str(REPO / ".pytest_cache" / "jax_compilation_cache")))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
 
 # Tests sit beside the package they test (tests/data for autorec_jax/data, ...).
