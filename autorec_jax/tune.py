@@ -128,7 +128,7 @@ def _parse_flags(argv):
     _ = _CONFIG.value.keys()  # ml_collections loads the file on first attribute access
     return rest
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    print(f"error: {cli.config_error_line(e)}\nPass --help to see the flags.",
+    print(f"error: {cli.config_error_line(e, argv)}\nPass --help to see the flags.",
           file=sys.stderr)
     sys.exit(2)
 

@@ -23,7 +23,6 @@ Writes OUT/ensemble.json and --results (default experiments/results/ensemble_ml1
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import shlex
@@ -31,10 +30,12 @@ import sys
 import time
 
 import numpy as np
-from ml_collections import config_dict
+from absl import flags
+from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from autorec_jax.runtime import cli  # noqa: E402
 from autorec_jax.serving import api  # noqa: E402
 from autorec_jax.serving import ensemble
 from autorec_jax.serving import predict
@@ -43,29 +44,22 @@ from configs import movielens_1m  # noqa: E402
 
 
 def member_config(member: str):
-  """The config of MEMBER: `variant` or `variant+field=value+...` (values read as
-  Python literals where they parse, as text otherwise)."""
+  """The config of MEMBER, `variant` or `variant+field=value+...`: parsed as
+  `python -m autorec_jax.main --config=configs/movielens_1m.py:variant
+  --config.field=value ...` parses it (ml_collections' own override flags)."""
   variant, *overrides = member.split("+")
-  cfg = movielens_1m.get_config(variant)
-  for override in overrides:
-    field, sep, text = override.partition("=")
-    if not sep or not field:
-      raise SystemExit(f"--members: {member!r}: expected `+field=value`, got {override!r}")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    *path, leaf = field.split(".")
-    parent = cfg
-    for name in path:
-      parent = parent.get(name) if isinstance(parent, config_dict.ConfigDict) else None
-    if not isinstance(parent, config_dict.ConfigDict) or leaf not in parent:
-      raise SystemExit(f"--members: {member!r}: no config field {field!r}")
-    try:
-      parent[leaf] = value
-    except TypeError as e:
-      raise SystemExit(f"--members: {member!r}: {field}: {e}") from None
-  return cfg
+  argv = ["ensemble_ml1m", f"--config={movielens_1m.__file__}:{variant}"]
+  argv += [f"--config.{override}" for override in overrides]
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True,
+                                  sys_argv=argv)
+  try:
+    fv(argv)
+    cfg = fv.config
+    cfg.keys()  # the file is loaded on first access: its errors are raised here
+    return cfg
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    raise SystemExit(f"--members: {member!r}: {cli.config_error_line(e, argv)}") from None
 
 
 def split_members(text: str) -> list[str]:

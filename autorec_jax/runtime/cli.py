@@ -81,10 +81,18 @@ def print_help_if_asked(argv: Sequence[str], usage: str,
     sys.exit(0)
 
 
-def config_error_line(error: BaseException) -> str:
+def config_error_line(error: BaseException, argv: Sequence[str] = ()) -> str:
   """The one line a --config flag's error (a typo'd field, a bad value, a missing
   file, an unknown variant) is told as: ml_collections wraps a config file's error in
-  its traceback's text, and AttributeError(KeyError) quotes it."""
+  its traceback's text, and AttributeError(KeyError) quotes it. An override of a field
+  that does not exist is named by its flag in `argv`."""
+  missing = error.args[0] if isinstance(error, AttributeError) and error.args else None
+  if isinstance(missing, KeyError) and missing.args:
+    name = str(missing.args[0]).strip("'\"")  # ml_collections quotes it
+    for arg in argv:
+      flag = arg.split("=", 1)[0]
+      if flag.startswith("--config.") and flag.rsplit(".", 1)[-1] == name:
+        return f"{flag}: no such config field (every field is listed in docs/configs.md)"
   text = str(error).replace("\\n", "\n").replace("\\'", "'")
   lines = [l.strip() for l in text.splitlines() if l.strip()]
   message = lines[-1] if "Traceback" in text or isinstance(error, OSError) else " ".join(lines)

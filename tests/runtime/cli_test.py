@@ -107,3 +107,11 @@ def test_orbax_read_tasks_left_unretrieved_stay_off_stderr(capsys, monkeypatch):
     logger.removeHandler(handler)
   err = capsys.readouterr().err
   assert "orbax" not in err and "coro=<mine()>" in err
+
+
+def test_an_override_of_a_field_the_config_lacks_is_named_by_its_flag():
+  error = AttributeError(KeyError("'nope'"))  # what ml_collections raises
+  argv = ["prog", "--config=configs/movielens_1m.py", "--config.model.nope=1"]
+  assert cli.config_error_line(error, argv) == (
+      "--config.model.nope: no such config field (every field is listed in docs/configs.md)")
+  assert cli.config_error_line(error) == "'nope'"  # no flag to name: the key as before
