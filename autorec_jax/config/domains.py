@@ -226,7 +226,8 @@ DOMAINS: dict[str, Number | Flag | Numbers] = {
     "optim.beta1": _DECAY,
     "optim.beta2": _DECAY,
     "optim.eps": _POSITIVE,
-    "optim.weight_decay": Number(lo=0, note="(0: none)"),
+    "optim.weight_decay": Number(lo=0, note="(0: none)",
+                                 none="by the data (training.data_defaults)"),
     "optim.decay_rate": _POSITIVE,  # (0, 1] for exponential: validate
     "optim.decay_epochs": Numbers(Number(lo=0, integer=True, cap=COUNT_MAX)),
     "optim.grad_clip_norm": Number(lo=0, lo_open=True, none="no clipping"),

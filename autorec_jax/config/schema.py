@@ -165,8 +165,10 @@ def base_config() -> config_dict.ConfigDict:
   # (1..10, 1..100, Jester's -10..10), where raw ratings pose the defaults another
   # problem.
   cfg.preprocess.scale = placeholder(bool)
-  # none | row: remove each row's train mean (the user's for a U-encoder, the
-  # item's for a V-encoder).
+  # none | row | auto: remove each row's train mean (the user's for a U-encoder,
+  # the item's for a V-encoder); auto: row on sparse data (fewer than 32 train
+  # ratings per user and item, geometric mean), none otherwise
+  # (training.data_defaults.choose_sparsity).
   cfg.preprocess.bias = "none"
 
   # --- Input corruption of the known entries while training (Strub & Mary). ---

@@ -101,6 +101,7 @@ def train_and_evaluate_factorization(cfg, workdir: str) -> dict:
 
 
 def _fit_and_evaluate(cfg, workdir: str) -> dict:
+  compiled = metrics.compile_seconds()
   data = run_data_lib.load_data(cfg)
   snapshot.save(workdir, data, None)
   snapshot.write_fingerprint(workdir, data.loaded.files)
@@ -173,6 +174,7 @@ def _fit_and_evaluate(cfg, workdir: str) -> dict:
       # Always [-1, 1]: the baselines' own preprocessing (Strub & Mary 4.1).
       **data_defaults.scale_record(data_defaults.ScaleChoice(
           True, "factorization baselines: always [-1, 1]"), (lo, hi)),
+      "compile_seconds": metrics.compile_seconds() - compiled,
   }
   logging.info("results: %s", results)
   return metrics.finish_results(results, workdir)

@@ -90,6 +90,7 @@ def _schedule(cfg) -> list[tuple[str, int]]:
 
 
 def _train(cfg, workdir: str) -> dict:
+  compiled = metrics.compile_seconds()
   data = load_data(cfg)
   resuming = workdir_lib.has_training(workdir)
   if resuming:
@@ -240,5 +241,6 @@ def _train(cfg, workdir: str) -> dict:
   results.update(data_defaults.scale_record(
       data_defaults.choose_scale(cfg.preprocess.scale, data.loaded.rating_scale),
       data.loaded.rating_scale))
+  results["compile_seconds"] = metrics.compile_seconds() - compiled
   writer.close()
   return metrics.finish_results(results, workdir if jax.process_index() == 0 else None)

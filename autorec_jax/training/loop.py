@@ -49,8 +49,11 @@ from autorec_jax.training.step import init_state, make_train_step
 def model_inputs(cfg, data: "RunData"):
   """(Preprocessor fitted on train, the train part in model units as a CSR matrix
   with a row per example of `model.orientation`); `preprocess.scale` unset is decided
-  by the rating scale (`data_defaults.choose_scale`)."""
+  by the rating scale (`data_defaults.choose_scale`), `preprocess.bias=auto` by the
+  ratings per user and item (`data_defaults.resolve_sparsity`)."""
   scale = data_defaults.choose_scale(cfg.preprocess.scale, data.loaded.rating_scale)
+  if cfg.preprocess.bias == "auto":
+    cfg, _ = data_defaults.resolve_sparsity(cfg, data.train, data.loaded.rating_scale)
   pre = preprocess.Preprocessor.fit(
       data.train, orientation=cfg.model.orientation, scale=scale.on,
       rating_scale=data.loaded.rating_scale, bias=cfg.preprocess.bias)
@@ -93,6 +96,8 @@ def train_and_evaluate(cfg, workdir: str, *, init_params: Any = None) -> dict:
 def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   compiled = metrics.compile_seconds()
   data = load_data(cfg)
+  cfg, sparsity = data_defaults.resolve_sparsity(cfg, data.train, data.loaded.rating_scale)
+  logging.info("%s", sparsity.why)
   resuming = workdir_lib.has_training(workdir)
   if resuming:  # on the data it was trained on
     snapshot.check_fingerprint(workdir, data.loaded.files)
@@ -223,7 +228,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
             else cfg.data.name)
     print(console.run_line(name, data, orientation=orientation, hidden=model.hidden,
                            num_params=num_params, input_path=input_path, resumed=latest,
-                           units=data_defaults.describe(scale_choice)),
+                           units=data_defaults.describe(scale_choice, cfg.preprocess.bias)),
           flush=True)
   progress = console.Progress(
       total=cfg.train.num_epochs * steps_per_epoch,
@@ -293,6 +298,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
                            position.seconds, num_params, split_summary)
   results.update(stopping)
   results.update(data_defaults.scale_record(scale_choice, data.loaded.rating_scale))
+  results.update(data_defaults.sparsity_record(sparsity))
   results["compile_seconds"] = metrics.compile_seconds() - compiled
   writer.close()
   return metrics.finish_results(results, workdir if jax.process_index() == 0 else None)

@@ -231,6 +231,7 @@ def tune(cfg, workdir: str, settings: Settings, *, fixed=(), log: Callable[[str]
     raise ValueError("give a budget (--budget) or a number of trials (--trials)")
   config_checks.validate(cfg)
   needs_validation(cfg)
+  cfg = resolve_data_defaults(cfg, log)
   name, params = spaces.space_for(cfg)
   params = spaces.searched(params, fixed)
   if not params:
@@ -255,6 +256,19 @@ def tune(cfg, workdir: str, settings: Settings, *, fixed=(), log: Callable[[str]
       raise
     return report.write(study, workdir, params, log=log,
                         search_seconds=spent_seconds(study), budget_s=settings.budget_s)
+
+
+def resolve_data_defaults(cfg, log: Callable[[str], None] = print):
+  """`cfg` with `preprocess.bias=auto` and an unset `optim.weight_decay` decided on
+  its data (`data_defaults.resolve_sparsity`, as training would), so the search
+  centres on the values the config stands for and every trial's config is concrete."""
+  if cfg.preprocess.bias != "auto" and cfg.optim.weight_decay is not None:
+    return cfg
+  from autorec_jax.training import data_defaults, loop  # pylint: disable=import-outside-toplevel
+  data = loop.load_data(cfg)
+  cfg, choice = data_defaults.resolve_sparsity(cfg, data.train, data.loaded.rating_scale)
+  log(choice.why)
+  return cfg
 
 
 def _progress(study: optuna.Study, budget: Budget, settings: Settings) -> str:

@@ -20,7 +20,8 @@ from tests import conftest, synthetic
 
 RESULT_KEYS = {"test/rmse", "test/mae", "test/count", "test/cold_count", "valid/rmse",
                "valid/mae", "best_epoch", "epochs_run", "seconds_per_epoch",
-               "train_seconds", "num_params", "num_users", "num_items", "split"}
+               "train_seconds", "compile_seconds", "num_params", "num_users", "num_items",
+               "split"}
 
 
 def _config(kind, data_path=None, **overrides):

@@ -59,6 +59,7 @@ def test_glocal_runs_both_stages_and_picks_the_best_among_fine_tuning_rounds(tmp
   assert [r["train/stage"] for r in rows] == ["pretrain"] * 2 + ["finetune"] * 3
   assert results["best_epoch"] > 2
   assert np.isfinite(results["test/rmse"])
+  assert results["compile_seconds"] >= 0 and results["train_seconds"] > 0
 
 
 @pytest.mark.parametrize("glocal", [False, True])

@@ -217,3 +217,18 @@ def test_failed_trials_are_recorded_and_three_in_a_row_stop_the_search(data, tmp
   assert "does not fit" in _table(workdir)[0]["error"]
   assert lines[1].startswith("trial 0  failed: the model does not fit")
   _assert_unlocked(workdir)
+
+
+def test_settings_decided_by_the_data_are_decided_first_and_the_search_starts_there(
+    data, tmp_path):
+  cfg = _config(data)
+  with cfg.unlocked():  # the item-based default's: decided by the data
+    cfg.preprocess.bias = "auto"
+    cfg.optim.weight_decay = None
+  lines = []
+  _tune(cfg, tmp_path / "study", lines, max_trials=1)
+  # The synthetic data has 20.5 train ratings per user and item: sparse.
+  assert lines[0].startswith("preprocess.bias=auto: row (20.5 train ratings per user and "
+                             "item"), lines[0]
+  trial_cfg = _load_config_file(tmp_path / "study" / "trials" / "0000" / "config.py")
+  assert (trial_cfg.preprocess.bias, trial_cfg.optim.weight_decay) == ("row", 1e-2)
