@@ -29,8 +29,8 @@ def _in_range(p, value):
 
 @pytest.mark.parametrize("variant, kind, names", [
     ("item", "autoencoder", {"model.hidden[0]", "optim.learning_rate", "optim.weight_decay",
-                             "model.dropout", "preprocess.scale", "preprocess.bias",
-                             "model.orientation", "train.num_epochs"}),
+                             "model.dropout", "preprocess.scale", "model.orientation",
+                             "train.num_epochs"}),
     ("user", "autoencoder", None),
     ("svd", "svd", {"model.rank", "model.reg", "optim.learning_rate", "train.num_epochs"}),
     ("als", "als", {"model.rank", "model.reg", "train.num_epochs"}),
@@ -94,8 +94,7 @@ def test_overridden_fields_are_left_out():
   cfg = movielens_1m.get_config("item")
   _, params = spaces.space_for(cfg)
   kept = spaces.searched(params, ["model.orientation", "optim", "model.hidden"])
-  assert {p.name for p in kept} == {"model.dropout", "preprocess.scale", "preprocess.bias",
-                                    "train.num_epochs"}
+  assert {p.name for p in kept} == {"model.dropout", "preprocess.scale", "train.num_epochs"}
 
 
 def test_ranges_follow_the_config_and_fall_back_when_it_is_zero():
