@@ -25,7 +25,20 @@ _QUIET_LOGGERS = ("jax._src.xla_bridge", "absl.orbax", "orbax")
 _ORBAX_NOISE = ("did not provide metrics", "Waiting for previous save to complete")
 
 
+def _orbax_task_left_unretrieved(record) -> bool:
+  """asyncio's report of an orbax read or write task whose error nobody awaited: when
+  one array of a damaged checkpoint fails, the restore stops at that error (which the
+  command reports in one line) and the other arrays' failures reach asyncio's logger
+  with a traceback each, whenever their tasks are collected."""
+  if record.name != "asyncio":
+    return False
+  message = str(record.msg)
+  return "exception was never retrieved" in message and "/orbax/" in message
+
+
 def _quiet_library_info(record) -> bool:
+  if _orbax_task_left_unretrieved(record):
+    return False
   if "/orbax/" in record.pathname and (
       any(n in str(record.msg) for n in _ORBAX_NOISE)
       # A failed save's errors, logged by orbax's threads, reach the caller as one

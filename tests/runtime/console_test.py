@@ -30,3 +30,19 @@ def test_orbax_chatter_and_advisories_are_dropped_and_real_warnings_kept():
   ]
   assert [console._quiet_library_info(r) for r in dropped] == [False] * len(dropped)
   assert [console._quiet_library_info(r) for r in kept] == [True] * len(kept)
+
+
+def test_orbax_tasks_whose_errors_were_left_unretrieved_are_dropped():
+  def asyncio_record(task_repr):
+    return std_logging.LogRecord(
+        "asyncio", std_logging.ERROR, "/usr/lib/python3.11/asyncio/base_events.py", 1,
+        "Task exception was never retrieved\nfuture: " + task_repr, None, None)
+
+  orbax_read = asyncio_record(
+      "<Task finished name='Task-7' coro=<async_deserialize() done, defined at "
+      "/venv/site-packages/orbax/checkpoint/_src/serialization/serialization.py:377> "
+      "exception=ValueError('OUT_OF_RANGE: Error reading')>")
+  other = asyncio_record("<Task finished name='Task-8' coro=<fetch() done, defined at "
+                         "/repo/mine.py:3> exception=ValueError('x')>")
+  assert console._quiet_library_info(orbax_read) is False
+  assert console._quiet_library_info(other) is True
