@@ -52,11 +52,6 @@ def one_run(args: list[str], workdir: str) -> dict:
     raise SystemExit(f"the run failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
   with open(os.path.join(workdir, "results.json"), encoding="utf-8") as f:
     results = json.load(f)
-  missing = [k for k in ("train_seconds", "compile_seconds", "epochs_run", "test/rmse")
-             if k not in results]
-  if missing:
-    raise SystemExit(f"{workdir}/results.json: no {', '.join(missing)} (this trainer "
-                     "does not record its timing)")
   busy = results["train_seconds"] + results["compile_seconds"]
   return {"wall": wall, "train": results["train_seconds"],
           "compile": results["compile_seconds"], "ratio": wall / busy,

@@ -172,9 +172,9 @@ def validate(cfg) -> None:
          "for optim.schedule=exponential (1: no decay; above 1 the rate grows every "
          "epoch)")
   need(t.on_nan in ("stop", "rollback"), f"train.on_nan={t.on_nan!r} must be stop or rollback")
-  need(cfg.preprocess.bias in preprocess.BIASES + ("auto",),
-       f"preprocess.bias={cfg.preprocess.bias!r} must be one of "
-       f"{preprocess.BIASES + ('auto',)}")
+  biases = preprocess.BIASES + ("auto",)
+  need(cfg.preprocess.bias in biases,
+       f"preprocess.bias={cfg.preprocess.bias!r} must be one of {biases}")
   _check_noise_and_loss(cfg.noise, cfg.loss, "noise.", "loss.", fine, need)
   for stage in ("outer", "inner"):
     st = cfg.stacked[stage]
