@@ -97,17 +97,9 @@ def main(argv):
 
 
 def _parse_flags(argv):
-  """absl's flag parsing plus loading the config, with config errors (a typo'd field,
-  a bad value, a missing file, an unknown variant) reported as one line instead of a
-  traceback."""
-  try:
-    rest = flags.FLAGS(argv)
-    _ = _CONFIG.value.keys()  # ml_collections loads the file on first attribute access
-    return rest
-  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    print(f"error: {cli.config_error_line(e, argv)}\nPass --help to see the flags.",
-          file=sys.stderr)
-    sys.exit(2)
+  """absl's flag parsing plus loading the config; a bad flag, override or config file
+  is one line and exit 2 (cli.parse_config_flags)."""
+  return cli.parse_config_flags(lambda: flags.FLAGS(argv), _CONFIG, argv)
 
 
 if __name__ == "__main__":

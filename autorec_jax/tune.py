@@ -120,17 +120,15 @@ def main(argv):
 def _parse_flags(argv):
   """The tuner's flags, then absl's; a bad flag or config is one line and exit 2."""
   cli.print_help_if_asked(argv, __doc__, FLAGS)
-  try:
+
+  def parse():
     rest = flags.FLAGS(FLAGS(argv, known_only=True))
     for name in ("config", "workdir"):
       if FLAGS[name].value is None:
         raise flags.Error(f"flag --{name} must be given")
-    _ = _CONFIG.value.keys()  # ml_collections loads the file on first attribute access
     return rest
-  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    print(f"error: {cli.config_error_line(e, argv)}\nPass --help to see the flags.",
-          file=sys.stderr)
-    sys.exit(2)
+
+  return cli.parse_config_flags(parse, _CONFIG, argv)
 
 
 if __name__ == "__main__":

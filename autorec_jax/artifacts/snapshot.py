@@ -167,18 +167,35 @@ def write_fingerprint(workdir: str, files: Sequence[str]) -> None:
     raise OSError(e.errno, e.strerror, path) from e
 
 
-def check_fingerprint(workdir: str, files: Sequence[str]) -> None:
+def check_fingerprint(workdir: str, files: Sequence[str], data: RunData | None = None
+                      ) -> None:
   """Raises DataChanged naming the first data file whose size or content differs from
   the recorded one (files are matched in the order they are read: data moved to
-  another folder unchanged is still the same data); nothing when no record exists."""
+  another folder unchanged is still the same data). Without the record, `data` (the
+  run's data as loaded now) is compared with the ratings and split saved in data.npz
+  and, when they match, the record is written again; with neither file nothing is
+  checked."""
   path = os.path.join(workdir, FINGERPRINT_FILE)
-  if not os.path.exists(path):
-    return
-  with open(path, encoding="utf-8") as f:
-    old = json.load(f)["files"]
-  new = fingerprint(files)
   hint = (f"the run in {workdir} was trained on other data; restore the file, use "
           "another --workdir, or pass --overwrite to start afresh")
+  if not os.path.exists(path):
+    if data is not None and os.path.isfile(os.path.join(workdir, SNAPSHOT_FILE)):
+      if not _same_data(load(workdir).data, data):
+        raise DataChanged(f"{', '.join(files) or data.loaded.ratings.source}: not the "
+                          f"ratings saved in {os.path.join(workdir, SNAPSHOT_FILE)} "
+                          f"({FINGERPRINT_FILE} is gone); {hint}")
+      write_fingerprint(workdir, files)
+    return
+  try:
+    with open(path, encoding="utf-8") as f:
+      old = json.load(f)["files"]
+    old = [{"path": str(o["path"]), "size": int(o["size"]), "sha256": str(o["sha256"])}
+           for o in old]
+  except (ValueError, KeyError, TypeError) as e:
+    raise DataChanged(f"{path}: damaged, expected the JSON record of the data files a run "
+                      f"was trained on ({type(e).__name__}: {e}); restore it, or pass "
+                      "--overwrite to start afresh") from None
+  new = fingerprint(files)
   for o, n in zip(old, new):
     if o["size"] != n["size"]:
       raise DataChanged(f"{n['path']}: changed since training ({o['size']} bytes then, "
@@ -190,3 +207,15 @@ def check_fingerprint(workdir: str, files: Sequence[str]) -> None:
     what = (f"{new[len(old)]['path']}: read now but not in training" if len(new) > len(old)
             else f"{old[len(new)]['path']}: read in training but not now")
     raise DataChanged(f"{what}; {hint}")
+
+
+def _same_data(saved: RunData, data: RunData) -> bool:
+  """Whether `data` holds the ratings, ids and split parts of the `saved` snapshot."""
+  a, b = saved.loaded.ratings, data.loaded.ratings
+  if a.num_ratings != b.num_ratings:
+    return False
+  arrays = [(a.user, b.user), (a.item, b.item), (a.rating, b.rating),
+            (_id_array(a.user_ids), _id_array(b.user_ids)),
+            (_id_array(a.item_ids), _id_array(b.item_ids))]
+  arrays += [(getattr(saved.split, n), getattr(data.split, n)) for n in _PARTS]
+  return all(x.shape == y.shape and np.array_equal(x, y) for x, y in arrays)

@@ -41,7 +41,8 @@ def base_config() -> config_dict.ConfigDict:
   cfg.data.download = True
   # Repeated (user, item) pairs: error | keep_last | mean.
   cfg.data.duplicates = "error"
-  # data.name=csv: the field delimiter (one ASCII character, '::', 'tab' or
+  # data.name=csv: the field delimiter (one ASCII character that cannot be part of a
+  # number or id, i.e. not a letter, digit, . - + _ or ", or '::', 'tab' or
   # 'whitespace'); unset = sniff it from the first data line. The csv_* fields are
   # refused for other data sets, which would ignore them.
   cfg.data.csv_delimiter = placeholder(str)

@@ -97,6 +97,8 @@ class DatasetSpec:
     rating_scale: (min, max), or None to use the observed range.
     layouts: where its ratings may lie under a data folder, most preferred first.
     titles: names of an item-title file that may lie next to the ratings.
+    rating_step: every rating is a multiple of it (MovieLens: whole stars, or half
+      stars from ML-10M on), or None.
   """
 
   name: str
@@ -104,6 +106,7 @@ class DatasetSpec:
   rating_scale: tuple[float, float] | None
   layouts: tuple[Layout, ...]
   titles: tuple[str, ...] = ()
+  rating_step: float | None = None
 
 
 def _movielens(name, zip_name, sha256, size, member, reader, scale, unpacked,
@@ -112,7 +115,8 @@ def _movielens(name, zip_name, sha256, size, member, reader, scale, unpacked,
   layouts = tuple(Layout((Source(p, reader=reader),)) for p in unpacked)
   layouts += (Layout((Source(zip_name, member, reader),)),)
   layouts += tuple(Layout((Source(p),)) for p in extra)
-  return DatasetSpec(name, (archive,), scale, layouts, titles)
+  # MovieLens rates in steps of its lowest rating: whole stars, or half stars.
+  return DatasetSpec(name, (archive,), scale, layouts, titles, rating_step=scale[0])
 
 
 def _jester() -> DatasetSpec:
@@ -312,7 +316,11 @@ def _missing_message(spec: DatasetSpec, dirs, dest_dir: str, *,
   looked = ", ".join(dict.fromkeys(s.relpath for l in spec.layouts for s in l.sources))
   files = " and ".join(a.urls[0] for a in spec.archives)
   names = ", ".join(a.filename for a in spec.archives)
-  msg = (f"dataset {spec.name} not found: looked for {looked} under "
+  env, cause = os.environ.get(ENV_VAR), ""
+  if env and not os.path.isdir(env):  # the likely cause: said first
+    problem = "expected a folder, got a file" if os.path.exists(env) else "no such folder"
+    cause = f" ({ENV_VAR}={env}: {problem})"
+  msg = (f"dataset {spec.name} not found{cause}: looked for {looked} under "
          f"{', '.join(dirs)}. Download {files} and save {names} in {dest_dir} "
          f"(as is, or unzipped), or set {ENV_VAR} to a folder that holds "
          f"{'them' if len(spec.archives) > 1 else 'it'}")
@@ -385,6 +393,21 @@ def _check_scale(raw: text.RawRatings, scale: tuple[float, float], origin: str) 
     raise DataFormatError(path, line, f"expected a rating in [{lo:g}, {hi:g}], got "
                           f"{raw.rating[k]:g}; the scale is {origin} (widen it "
                           f"deliberately with {_WIDEN})")
+
+
+def _check_step(spec: DatasetSpec, raw: text.RawRatings) -> None:
+  """DataFormatError at the first rating that is no multiple of the data set's
+  `rating_step` (a half star in MovieLens-1M: the file is another data set's)."""
+  if spec.rating_step is None:
+    return
+  steps = raw.rating.astype(np.float64) / spec.rating_step
+  bad = steps != np.round(steps)
+  if bad.any():
+    k = int(np.argmax(bad))
+    path, line = raw.where(k)
+    raise DataFormatError(path, line, f"expected a rating in steps of "
+                          f"{spec.rating_step:g} as {spec.name} has, got {raw.rating[k]:g}; "
+                          "another data set's file? read it with data.name=csv")
 
 
 def rating_scale(spec: DatasetSpec, train: text.RawRatings, rating_min, rating_max
@@ -513,12 +536,16 @@ def load(data_cfg) -> LoadedData:
   _check_float32(train)
   scale, origin = rating_scale(spec, train, opt("rating_min"), opt("rating_max"))
   _check_scale(train, scale, origin)
+  if duplicates != "mean":  # a mean of repeated ratings may fall between steps
+    _check_step(spec, train)
   merged, is_test = train, None
   if test_path is not None:
     test = readers.read_ratings(test_path, duplicates=duplicates, **csv_options)
     _cross_duplicates(train, test)
     _check_float32(test)
     _check_scale(test, scale, origin)
+    if duplicates != "mean":
+      _check_step(spec, test)
     merged = text.concat([train, test])
     is_test = np.concatenate([np.zeros(len(train), bool), np.ones(len(test), bool)])
   return LoadedData(ratings=merged.to_ratings(), is_predefined_test=is_test,

@@ -278,7 +278,15 @@ def normalize_delimiter(delimiter: str | None) -> str | None:
                                               not delimiter.isascii()):
     raise ValueError(f"delimiter must be one ASCII character, '::' or 'whitespace', got "
                      f"{delimiter!r}")
+  if len(delimiter) == 1 and (delimiter.isalnum() or delimiter in _NUMBER_CHARS or
+                              delimiter.isspace() and delimiter != "\t"):
+    # Part of a number or an id: the fields would be cut inside their values.
+    raise ValueError(f"delimiter must not be a character of numbers or ids (a letter, "
+                     f"digit, '.', '-', '+', '_' or '\"'), got {delimiter!r}")
   return delimiter
+
+
+_NUMBER_CHARS = ".-+_\""
 
 
 def split_fields(line: str, delimiter: str) -> list[str]:
@@ -376,11 +384,15 @@ def sniff(data: bytes, path: str, *, delimiter: str | None = None, header: str =
     raise DataFormatError(path, first_no + 1, f"expected fields separated by {shown}, "
                           f"got {first[:80]!r}")
   has_header = header == "yes"
+  fields = [f for k, f in enumerate(split_fields(first, delimiter)) if k not in text_fields]
   if header == "auto" and first_no == 0:
-    fields = [f for k, f in enumerate(split_fields(first, delimiter))
-              if k not in text_fields]
     has_header = (not any(_is_number(f) for f in fields) and
                   any(f.strip().strip('"') for f in fields))
+  if has_header and first_no == 0 and fields and all(_is_number(f) for f in fields):
+    # Only numbers: a rating, which the header setting would silently drop.
+    raise DataFormatError(path, 1, f"expected a header line, got a line of numbers "
+                          f"{first[:80]!r}: the file has no header (with data.name=csv: "
+                          "data.csv_header=no or auto)")
   head = None
   if has_header:
     head = tuple(f.strip().strip('"') for f in split_fields(lines[0], delimiter))
@@ -581,8 +593,8 @@ def _parse_fast(data, layout, kinds):
     return None
   out = {}
   for c in cols:
-    if kinds[c] == "str":
-      values = frame[c].to_numpy(dtype=object)
+    if kinds[c] == "str":  # spaces around an id are layout, as around a number
+      values = frame[c].str.strip().to_numpy(dtype=object)
       if any(not v for v in values):
         return None
     else:

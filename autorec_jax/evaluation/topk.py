@@ -92,10 +92,12 @@ def top_k_numpy(scores_UxI: np.ndarray, k: int, allowed_UxI: np.ndarray | None =
 
 def top_k_items(scores_I: np.ndarray, k: int, allowed_I: np.ndarray | None = None
                 ) -> np.ndarray:
-  """int64[<= k]: one row's best allowed items, best first, without -1 padding."""
+  """int64[<= k]: one row's best allowed items, best first, without -1 padding (a k
+  beyond the number of items gives them all, without allocating k entries)."""
   scores_I = np.asarray(scores_I)
   if scores_I.ndim != 1:
     raise ValueError(f"scores_I must be 1-D, got shape {scores_I.shape}")
+  k = max(1, min(check_k(k), len(scores_I)))
   allowed = None if allowed_I is None else np.asarray(allowed_I, bool)[None, :]
   best_K = top_k_numpy(scores_I[None, :], k, allowed)[0]
   return best_K[best_K >= 0]

@@ -34,11 +34,13 @@ import functools
 import json
 import logging as std_logging
 import os
+import re
 import sys
 import traceback
 from typing import Callable, Iterator, Sequence
 
 from absl import flags
+from ml_collections import config_dict
 # Imported for its flags (--verbosity, --logtostderr, ...), which every tool accepts.
 from absl import logging as _absl_logging  # pylint: disable=unused-import
 
@@ -83,9 +85,20 @@ def print_help_if_asked(argv: Sequence[str], usage: str,
 
 def config_error_line(error: BaseException, argv: Sequence[str] = ()) -> str:
   """The one line a --config flag's error (a typo'd field, a bad value, a missing
-  file, an unknown variant) is told as: ml_collections wraps a config file's error in
-  its traceback's text, and AttributeError(KeyError) quotes it. An override of a field
-  that does not exist is named by its flag in `argv`."""
+  file, an unknown variant, a config file that does not load) is told as:
+  ml_collections wraps a config file's error in its traceback's text, and
+  AttributeError(KeyError) quotes it. An override of a field that does not exist is
+  named by its flag in `argv`; an error of the config file itself (invalid Python, a
+  failed import, no get_config, get_config raising or returning something other than
+  a ConfigDict) by the file."""
+  path = config_file(argv)
+  if isinstance(error, SyntaxError):  # IndentationError and TabError too
+    where = error.filename or path
+    if error.lineno:
+      where += f":{error.lineno}"
+    return f"{where}: the config file is not valid Python ({error.msg})"
+  if isinstance(error, ImportError):
+    return f"{path}: the config file's imports failed: {error}"
   missing = error.args[0] if isinstance(error, AttributeError) and error.args else None
   if isinstance(missing, KeyError) and missing.args:
     name = str(missing.args[0]).strip("'\"")  # ml_collections quotes it
@@ -93,12 +106,94 @@ def config_error_line(error: BaseException, argv: Sequence[str] = ()) -> str:
       flag = arg.split("=", 1)[0]
       if flag.startswith("--config.") and flag.rsplit(".", 1)[-1] == name:
         return f"{flag}: no such config field (every field is listed in docs/configs.md)"
+  if not isinstance(error, (flags.Error, AttributeError, KeyError, TypeError, ValueError,
+                            OSError)):
+    return f"{path}: get_config failed: {type(error).__name__}: {one_line(str(error))}"
   text = str(error).replace("\\n", "\n").replace("\\'", "'")
   lines = [l.strip() for l in text.splitlines() if l.strip()]
   message = lines[-1] if "Traceback" in text or isinstance(error, OSError) else " ".join(lines)
   if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
     message = message[1:-1]
+  if _RAISED_BY_FILE in text and path:  # get_config raised TypeError or ValueError
+    return f"{path}: {re.sub(r'^(TypeError|ValueError): ', '', message)}"
+  unset = re.search(r"Flag (--\w+) " + _NONE_CONFIG, message)
+  if unset and unset.group(1) == "--config" and path:
+    return not_a_config_line(path, "None")
+  if unset:
+    return f"flag {unset.group(1)} must be given"
+  message = message.removeprefix(_EARLIER_FAILURE)
+  returned = re.search(r"Attribute <class '([\w.]+)'>\.", message)
+  if returned:  # an override of a config that is not a ConfigDict
+    return not_a_config_line(path, returned.group(1))
+  if "has no attribute 'get_config'" in message:
+    return f"{path}: expected a function get_config() in the config file"
+  os_error = re.fullmatch(r"\[Errno \d+\] (.+?): '(.+)'", message)
+  if os_error:
+    return (f"{os_error.group(2)}: {os_error.group(1)} (expected a config file: "
+            f"{CONFIG_USAGE})")
+  if "get_config()" in message and path and path not in message:
+    return f"{path}: {message}"
   return message
+
+
+# ml_collections' text before the error of a config file that failed to load.
+_EARLIER_FAILURE = "Configuration is not available because of an earlier failure to load: "
+CONFIG_USAGE = "configs/NAME.py or configs/NAME.py:variant"
+# ml_collections' text before the traceback of a TypeError or ValueError get_config
+# raised, and absl's once get_config returned None.
+_RAISED_BY_FILE = "Error whilst parsing config file"
+_NONE_CONFIG = "must have a value other than None"
+
+
+def config_file(argv: Sequence[str]) -> str:
+  """The config file a --config flag in `argv` names (its variant left off), or ''."""
+  for i, arg in enumerate(argv):
+    value = None
+    if arg.startswith("--config="):
+      value = arg.split("=", 1)[1]
+    elif arg == "--config" and i + 1 < len(argv):
+      value = argv[i + 1]
+    if value is not None:
+      return value.split(":", 1)[0]
+  return ""
+
+
+def not_a_config_line(path: str, type_name: str) -> str:
+  """The error line of a config file whose get_config returned a `type_name`."""
+  return f"{path}: get_config() returned {type_name}, expected an ml_collections ConfigDict"
+
+
+def parse_config_flags(parse: Callable[[], list[str]], config_flag,
+                       argv: Sequence[str]) -> list[str]:
+  """Runs `parse` (absl's flag parsing) and loads the --config file of `config_flag`
+  (ml_collections loads it on first access); a bad flag, override or config file is
+  one `error: ...` line on stderr and exit status 2 (a traceback with AUTOREC_DEBUG)."""
+  absl_logger = std_logging.getLogger("absl")
+  # ml_collections warns of a get_config that returned None; the error line says it.
+  absl_logger.addFilter(_not_none_config_warning)
+  try:
+    rest = parse()
+    value = config_flag.value
+    load_error = getattr(value, "_error", None)  # ml_collections' stand-in for a file
+    if isinstance(load_error, OSError):  # that could not be read: its error
+      raise load_error
+    if not isinstance(value, config_dict.ConfigDict):
+      kind = "None" if value is None else type(value).__name__
+      print(f"error: {not_a_config_line(config_file(argv), kind)}",
+            file=sys.stderr)
+      sys.exit(2)
+    return rest
+  except Exception as e:  # pylint: disable=broad-except
+    if debugging():
+      raise
+    print(f"error: {one_line(config_error_line(e, argv))}", file=sys.stderr)
+    sys.exit(2)
+  finally:
+    absl_logger.removeFilter(_not_none_config_warning)
+
+
+def _not_none_config_warning(record) -> bool:
+  return "get_config() returned None" not in record.getMessage()
 
 
 def _not_orbax(record) -> bool:

@@ -9,6 +9,7 @@ run whose stderr is a file or a pipe writes no progress-bar noise into it.
 from __future__ import annotations
 
 import logging as std_logging
+import os
 import sys
 import threading
 
@@ -120,6 +121,14 @@ class Progress:
     if self._bar is not None:
       self._bar.close()
       self._bar = None
+
+
+def data_name(name: str, loaded) -> str:
+  """How the run line names the data: `name` (data.name), or for csv data the files
+  read (base names, the ratings file first, then a data.test_path file)."""
+  if name != "csv":
+    return name
+  return ", ".join(os.path.basename(f) for f in loaded.files or (loaded.ratings.source,))
 
 
 def run_line(name: str, data, *, orientation: str, hidden, num_params: int,

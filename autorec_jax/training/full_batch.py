@@ -94,7 +94,7 @@ def _train(cfg, workdir: str) -> dict:
   data = load_data(cfg)
   resuming = workdir_lib.has_training(workdir)
   if resuming:
-    snapshot.check_fingerprint(workdir, data.loaded.files)
+    snapshot.check_fingerprint(workdir, data.loaded.files, data)
   split_summary = data.split.summary(data.loaded.ratings)
   mesh = parallel.make_mesh()
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
@@ -177,8 +177,7 @@ def _train(cfg, workdir: str) -> dict:
   if latest is None:
     writer.write_hparams(flatten(config))
   if jax.process_index() == 0:
-    name = (os.path.basename(data.loaded.ratings.source) if cfg.data.name == "csv"
-            else cfg.data.name)
+    name = console.data_name(cfg.data.name, data.loaded)
     print(console.run_line(name, data, orientation=cfg.model.orientation,
                            hidden=model.hidden, num_params=num_params,
                            input_path=input_path, resumed=latest, mirrored=False)

@@ -100,7 +100,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   logging.info("%s", sparsity.why)
   resuming = workdir_lib.has_training(workdir)
   if resuming:  # on the data it was trained on
-    snapshot.check_fingerprint(workdir, data.loaded.files)
+    snapshot.check_fingerprint(workdir, data.loaded.files, data)
   orientation = cfg.model.orientation
   split_summary = data.split.summary(data.loaded.ratings)
   logging.info("data %s: %d users x %d items, split %s", data.loaded.ratings.source,
@@ -224,8 +224,7 @@ def _train_and_evaluate(cfg, workdir: str, init_params: Any) -> dict:
   train_step, schedule = build_step(position.lr_scale)
   steps_per_epoch = batcher.num_train_batches
   if jax.process_index() == 0:
-    name = (os.path.basename(data.loaded.ratings.source) if cfg.data.name == "csv"
-            else cfg.data.name)
+    name = console.data_name(cfg.data.name, data.loaded)
     print(console.run_line(name, data, orientation=orientation, hidden=model.hidden,
                            num_params=num_params, input_path=input_path, resumed=latest,
                            units=data_defaults.describe(scale_choice, cfg.preprocess.bias)),

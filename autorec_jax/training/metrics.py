@@ -157,24 +157,47 @@ def finish_results(results: dict, workdir: str | None) -> dict:
 def summary_line(results: dict) -> str:
   """The run's last stdout line: the best model's test RMSE and MAE, the best epoch,
   its validation RMSE and the median epoch time; "n/a" for a metric of an empty part
-  (data.test_fraction=0, data.valid_fraction=0, or too few ratings to hold any)."""
+  (data.test_fraction=0, data.valid_fraction=0, or too few ratings to hold any); and
+  how many test ratings are cold when at least COLD_SHARE_SAID of them are."""
   if results.get("test/rmse") is None:
     test = "test RMSE n/a (empty test part)"
   else:
     test = f"test RMSE {results['test/rmse']:.4f}  MAE {results['test/mae']:.4f}"
   valid = results.get("valid/rmse")
   valid = "valid RMSE n/a" if valid is None else f"valid RMSE {valid:.4f}"
+  cold, count = results.get("test/cold_count") or 0, results.get("test/count") or 0
+  if count and cold >= COLD_SHARE_SAID * count:
+    test += (f"  ({cold} of {count} test ratings cold: their user or item has no train "
+             "rating, so they get the train means)")
   return (f"{test}  (best epoch {results['best_epoch']}, {valid}, "
           f"{results['seconds_per_epoch']:.2f} s/epoch)")
 
 
+# The share of cold test ratings (user or item without train ratings, predicted by the
+# train means) from which the summary line says how many there are.
+COLD_SHARE_SAID = 0.01
+
+
 def truncate_jsonl(path: str, last_epoch: int) -> None:
-  """Drops rows written after `last_epoch` (a killed run's evals past its checkpoint)."""
+  """Drops rows written after `last_epoch` (a killed run's evals past its checkpoint),
+  and rows that are no JSON object (a line cut off by the kill; they are logged)."""
   if not os.path.exists(path):
     return
-  with open(path, encoding="utf-8") as f:
+  with open(path, encoding="utf-8", errors="replace") as f:
     rows = [line for line in f if line.strip()]
-  keep = [r for r in rows if json.loads(r).get("epoch", 0) <= last_epoch]
+  keep = []
+  for number, row in enumerate(rows, start=1):
+    try:
+      parsed = json.loads(row)
+      epoch = parsed.get("epoch", 0)
+      if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
+        raise ValueError(f"epoch {epoch!r}")
+    except (ValueError, AttributeError) as e:
+      logging.warning("%s: row %d dropped, not a metrics row (%s): %.80r", path, number, e,
+                      row)
+      continue
+    if epoch <= last_epoch:
+      keep.append(row if row.endswith("\n") else row + "\n")
   tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
     f.writelines(keep)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from autorec_jax.training.position import STOP_NUM_EPOCHS, STOP_PATIENCE, Position
 
+# The most recent epochs in which a best validation RMSE counts as still improving.
+RECENT_EPOCHS = 10
+
 
 def summary(position: Position, *, patience: int, num_epochs: int,
             has_valid: bool) -> dict:
@@ -17,14 +20,15 @@ def summary(position: Position, *, patience: int, num_epochs: int,
   "best_valid_rmse"} of a run that has stopped at `position`.
 
   `still_improving` (None without a validation part): stopped by the cap with a
-  better validation RMSE in its last `patience` epochs (the last epoch's, when
-  patience is 0).
+  better validation RMSE in its last `patience` epochs, at most the last
+  RECENT_EPOCHS (the last epoch's, when patience is 0): a best epoch further back is
+  no sign that more epochs would help, however large the patience.
   """
   ran_out = position.patience_ran_out(patience)
   still = None
   if has_valid:
     still = (not ran_out and position.best_epoch > 0
-             and position.epoch - position.best_epoch < max(patience, 1))
+             and position.epoch - position.best_epoch < min(max(patience, 1), RECENT_EPOCHS))
   return {"stopped_epoch": position.epoch,
           "stop_reason": STOP_PATIENCE if ran_out else STOP_NUM_EPOCHS,
           "still_improving": still, "patience": patience, "num_epochs_cap": num_epochs,

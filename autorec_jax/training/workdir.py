@@ -44,10 +44,15 @@ _lock_files: dict[str, object] = {}
 def _read_config(path: str) -> dict:
   try:
     with open(path, encoding="utf-8") as f:
-      return json.load(f)
+      saved = json.load(f)
   except json.JSONDecodeError as e:
     raise WorkdirError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}); "
                        "restore it, or pass --overwrite to start afresh") from e
+  if not isinstance(saved, dict):
+    raise WorkdirError(f"{path}: expected a JSON object (the run's config), got "
+                       f"{type(saved).__name__}; restore it, or pass --overwrite to start "
+                       "afresh")
+  return saved
 
 
 def _json_keys(path: str) -> set | None:
@@ -80,10 +85,14 @@ def is_run(workdir: str) -> bool:
 
 def has_training(workdir: str) -> bool:
   """Whether a run in `workdir` has trained anything (checkpoints or results)."""
-  ckpt = os.path.join(workdir, "checkpoints")
-  steps = os.path.isdir(ckpt) and any(n.isdigit() or n == "best.npz"
-                                      for n in os.listdir(ckpt))
-  return steps or os.path.exists(os.path.join(workdir, "results.json"))
+  return (_has_checkpoint(os.path.join(workdir, "checkpoints"))
+          or os.path.exists(os.path.join(workdir, "results.json")))
+
+
+def _has_checkpoint(ckpt: str) -> bool:
+  """Whether the checkpoint folder `ckpt` holds a step or the best factors."""
+  return os.path.isdir(ckpt) and any(n.isdigit() or n == "best.npz"
+                                     for n in os.listdir(ckpt))
 
 
 def _check_folder(workdir: str) -> None:
@@ -201,12 +210,25 @@ def refuse_other_config(workdir: str, saved: dict, cfg, where: str) -> None:
 
 
 def check_workdir(cfg, workdir: str) -> None:
-  """Refuses to resume a workdir whose run was trained with a different config.
+  """Refuses to resume a workdir whose run was trained with a different config, and
+  a finished run (results.json) whose checkpoints are gone or replaced by a file,
+  which resuming would train again from scratch over its results.
 
   Only a run that trained something counts: a config.json left by a start that
   failed before training (bad data, say) is replaced by the next command's.
   """
+  ckpt = os.path.join(workdir, "checkpoints")
+  if os.path.lexists(ckpt) and not os.path.isdir(ckpt):
+    raise WorkdirError(f"{ckpt}: a file, not the run's checkpoint folder; move it away, "
+                       "or pass --overwrite to start afresh")
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path) or not has_training(workdir):
-    return
-  refuse_other_config(workdir, _read_config(path), cfg, "its config.json")
+  if os.path.exists(path) and has_training(workdir):
+    refuse_other_config(workdir, _read_config(path), cfg, "its config.json")
+  stacked = bool(cfg.get("stacked", {}).get("enabled", False))  # stages keep theirs
+  if (not stacked and os.path.exists(os.path.join(workdir, "results.json"))
+      and not _has_checkpoint(ckpt)):
+    # A finished run whose checkpoints are gone: resuming would train it again from
+    # scratch over its metrics and results.
+    raise WorkdirError(f"{workdir} holds a finished run (results.json) without its "
+                       "checkpoints; pass --overwrite to train it again, or another "
+                       "--workdir")

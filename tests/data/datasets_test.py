@@ -261,6 +261,29 @@ def test_missing_dataset_says_what_to_put_where(tmp_path, monkeypatch):
     assert part in msg, part
 
 
+def test_a_rating_between_the_data_sets_steps_is_an_error(tmp_path):
+  folder = tmp_path / "ml-1m"
+  folder.mkdir()
+  (folder / "ratings.dat").write_text(RATINGS_DAT + "3::1193::3.5::978300760\n")
+  with pytest.raises(DataFormatError, match=r"ratings.dat:4: expected a rating in steps of "
+                     r"1 as movielens_1m has, got 3.5"):
+    datasets.load(data_cfg(path=str(tmp_path)))
+  # A mean of repeated ratings may fall between steps.
+  (folder / "ratings.dat").write_text(RATINGS_DAT + "1::1193::4::978300761\n")
+  loaded = datasets.load(data_cfg(path=str(tmp_path), duplicates="mean"))
+  assert sorted(loaded.ratings.rating.tolist()) == [3.0, 4.0, 4.5]
+
+
+def test_a_data_dir_that_is_no_folder_is_said_first(tmp_path, monkeypatch):
+  (tmp_path / "a_file").write_text("x")
+  for value, says in ((tmp_path / "a_file", "expected a folder, got a file"),
+                      (tmp_path / "missing", "no such folder")):
+    monkeypatch.setenv(datasets.ENV_VAR, str(value))
+    with pytest.raises(DataNotFoundError, match=(
+        rf"^dataset movielens_10m not found \(AUTOREC_DATA_DIR={value}: {says}\): ")):
+      datasets.load(data_cfg(name="movielens_10m"))
+
+
 def test_no_network_gives_the_same_advice(tmp_path):
   with pytest.raises(DataNotFoundError) as err:
     datasets.load(data_cfg(download=True))

@@ -93,6 +93,13 @@ def test_wrong_explicit_delimiter(tmp_path):
   assert_error(err, path, 1)
 
 
+@pytest.mark.parametrize("delimiter", ["1", "a", ".", "-", "+", "_", '"', "\x0b"])
+def test_a_delimiter_that_is_part_of_numbers_or_ids_is_refused(tmp_path, delimiter):
+  path = write(tmp_path, "r.csv", "1|55|5\n")
+  with pytest.raises(ValueError, match="delimiter must not be a character of numbers"):
+    text.read_delimited(path, delimiter=delimiter)
+
+
 def test_header_no_makes_a_text_first_line_an_error(tmp_path):
   path = write(tmp_path, "r.csv", "user,item,rating\n1,2,3\n")
   with pytest.raises(DataFormatError) as err:
@@ -390,6 +397,28 @@ def test_long_integer_ids_without_floats_stay_on_the_fast_path(tmp_path, monkeyp
   monkeypatch.setattr(text, "_exact_integers", lambda texts: pytest.fail("slow path"))
   raw = text.read_delimited(path)
   assert raw.user.tolist() == [2**62 + k for k in range(1000)]
+
+
+def test_a_header_said_to_be_there_must_not_be_a_rating(tmp_path):
+  path = write(tmp_path, "r.csv", "1,55,5\n2,56,4\n")
+  with pytest.raises(DataFormatError, match=r"r.csv:1: expected a header line, got a line "
+                     r"of numbers '1,55,5': the file has no header"):
+    text.read_delimited(path, header="yes")
+  path = write(tmp_path, "s.csv", "user,item,rating\nu1,55,5\n")
+  raw = text.read_delimited(path, header="yes", string_ids=True)
+  assert list(raw.user) == ["u1"]
+
+
+def test_spaces_around_string_ids_are_not_part_of_them(tmp_path):
+  path = write(tmp_path, "r.csv", "u1,b1,4\n u2 , b1,5\n")
+  raw = text.read_delimited(path, string_ids=True)
+  assert list(raw.user) == ["u1", "u2"] and list(raw.item) == ["b1", "b1"]
+  path = write(tmp_path, "dup.csv", "u1,b1,4\nu2,b2,5\nu1, b1 ,1\n")
+  with pytest.raises(DataFormatError, match=r"dup.csv:3: .*user u1 item b1 again"):
+    text.read_delimited(path, string_ids=True)
+  path = write(tmp_path, "blank.csv", "u1,b1,4\n  ,b2,5\n")
+  with pytest.raises(DataFormatError, match=r"blank.csv:2: expected a non-empty id"):
+    text.read_delimited(path, string_ids=True)
 
 
 def test_string_ids_keep_float_looking_ids_as_written(tmp_path):

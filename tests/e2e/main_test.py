@@ -121,3 +121,14 @@ def test_a_model_too_big_for_memory_fails_early_with_an_estimate(tmp_path):
   assert out.returncode == 1
   assert "the model does not fit: about" in out.stderr and "GiB" in out.stderr
   assert "Traceback" not in out.stderr
+
+
+def test_a_config_file_that_is_not_python_is_one_line(tmp_path):
+  config = tmp_path / "broken.py"
+  config.write_text("def get_config(:\n")
+  cmd = [sys.executable, "-m", "autorec_jax.main", f"--config={config}",
+         f"--workdir={tmp_path / 'run'}"]
+  out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert out.returncode == 2
+  assert out.stderr == f"error: {config}:1: the config file is not valid Python (invalid syntax)\n"

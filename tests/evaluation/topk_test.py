@@ -68,6 +68,9 @@ def test_k_larger_than_the_item_count_pads_with_minus_one():
   np.testing.assert_array_equal(topk.top_k_numpy(scores_UxI, 5), want)
   np.testing.assert_array_equal(np.asarray(topk.top_k_jax(jnp.asarray(scores_UxI), 5)), want)
   np.testing.assert_array_equal(topk.top_k_items(scores_UxI[0], 5), [1, 2, 0])
+  huge = 10**20  # beyond any array: the item count bounds what is allocated
+  np.testing.assert_array_equal(topk.top_k_items(scores_UxI[0], huge), [1, 2, 0])
+  assert topk.top_k_items(np.zeros(0, np.float32), huge).size == 0
   empty_Ux0 = np.zeros((2, 0), np.float32)
   np.testing.assert_array_equal(topk.top_k_numpy(empty_Ux0, 2), -np.ones((2, 2)))
   np.testing.assert_array_equal(np.asarray(topk.top_k_jax(jnp.asarray(empty_Ux0), 2)),

@@ -115,3 +115,74 @@ def test_an_override_of_a_field_the_config_lacks_is_named_by_its_flag():
   assert cli.config_error_line(error, argv) == (
       "--config.model.nope: no such config field (every field is listed in docs/configs.md)")
   assert cli.config_error_line(error) == "'nope'"  # no flag to name: the key as before
+
+
+CONFIG_FILES = {
+    "syntax.py": ("def get_config(:\n", "syntax.py:1: the config file is not valid Python"),
+    "imports.py": ("import no_such_module_here\n",
+                   "imports.py: the config file's imports failed: No module named"),
+    "raises.py": ("def get_config():\n  raise RuntimeError('boom')\n",
+                  "raises.py: get_config failed: RuntimeError: boom"),
+    "value.py": ("def get_config():\n  raise ValueError('bad arg')\n", "value.py: bad arg"),
+    "no_function.py": ("x = 1\n",
+                       "no_function.py: expected a function get_config() in the config file"),
+    "int.py": ("def get_config():\n  return 5\n",
+               "int.py: get_config() returned int, expected an ml_collections ConfigDict"),
+    "none.py:v": ("def get_config(arg):\n  return None\n",
+                  "none.py: get_config() returned None, expected an ml_collections ConfigDict"),
+    "args.py": ("def get_config(arg):\n  return None\n",
+                "args.py: get_config() missing 1 required positional argument"),
+}
+
+
+def _parse_config(argv):
+  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+  # ml_collections loads every config file as the module "config_config" and runs the
+  # next file in the same namespace: one file per process, as in the tools.
+  sys.modules.pop("config_config", None)
+  fv = flags.FlagValues()
+  flag = config_flags.DEFINE_config_file("config", None, "c", flag_values=fv)
+  return cli.parse_config_flags(lambda: fv(argv), flag, argv)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_FILES))
+def test_a_config_file_that_does_not_load_is_one_line_naming_it(tmp_path, capsys,
+                                                               monkeypatch, name):
+  monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+  text, says = CONFIG_FILES[name]
+  (tmp_path / name.split(":")[0]).write_text(text)
+  with pytest.raises(SystemExit) as e:
+    _parse_config(["prog", f"--config={tmp_path / name}"])
+  err = capsys.readouterr().err
+  assert e.value.code == 2
+  assert err.startswith("error: ") and err.count("\n") == 1, err
+  assert f"{tmp_path}/{says}" in err, err
+
+
+@pytest.mark.parametrize("path, says", [
+    ("folder", "folder: Is a directory (expected a config file"),
+    ("missing.py", "missing.py: No such file or directory (expected a config file"),
+])
+def test_a_config_path_that_is_no_file_is_one_line(tmp_path, capsys, monkeypatch, path,
+                                                   says):
+  monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+  (tmp_path / "folder").mkdir()
+  with pytest.raises(SystemExit) as e:
+    _parse_config(["prog", f"--config={tmp_path / path}"])
+  err = capsys.readouterr().err
+  assert e.value.code == 2 and err.count("\n") == 1 and f"{tmp_path}/{says}" in err, err
+
+
+def test_a_good_config_parses_and_an_unknown_variant_names_the_file(capsys, monkeypatch):
+  monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+  assert _parse_config(["prog", "--config=configs/movielens_1m.py:tiny", "x"]) == ["prog", "x"]
+  with pytest.raises(SystemExit):
+    _parse_config(["prog", "--config=configs/movielens_1m.py:bogus"])
+  assert capsys.readouterr().err.startswith(
+      "error: configs/movielens_1m.py: unknown variant 'bogus': use one of item, ")
+
+
+def test_config_file_is_read_from_either_flag_form():
+  assert cli.config_file(["p", "--config=a/b.py:v"]) == "a/b.py"
+  assert cli.config_file(["p", "--config", "c.py"]) == "c.py"
+  assert cli.config_file(["p", "--workdir=x"]) == ""

@@ -107,3 +107,18 @@ def test_the_console_line_says_why():
   line = stopping.console_line({**base, "stopped_epoch": 12, "stop_reason": "num_epochs",
                                 "still_improving": True})
   assert "still improving" in line and "more epochs may help" in line
+
+
+def test_a_best_epoch_long_before_the_cap_is_not_still_improving():
+  p = Position()
+  p.evaluated(7, 0.9)
+  for epoch in range(8, 41):
+    p.evaluated(epoch, 1.0)
+  p = p.next_epoch(40)
+  huge = stopping.summary(p, patience=100_000, num_epochs=40, has_valid=True)
+  assert huge["stop_reason"] == "num_epochs" and huge["still_improving"] is False
+  q = Position()
+  q.evaluated(33, 0.9)
+  q = q.next_epoch(40)
+  assert stopping.summary(q, patience=100_000, num_epochs=40,
+                          has_valid=True)["still_improving"] is True

@@ -25,6 +25,14 @@ def test_truncate_drops_epochs_after_the_checkpoint(tmp_path):
   metrics.truncate_jsonl(str(tmp_path / "missing.jsonl"), 1)  # no file: nothing to do
 
 
+def test_truncate_drops_a_cut_off_row_and_keeps_the_rest(tmp_path):
+  path = tmp_path / "m.jsonl"
+  rows = [json.dumps({"epoch": e}) + "\n" for e in (1, 2, 3)]
+  path.write_text("garbage\n" + "".join(rows) + '[1]\n{"epoch": "x"}\n' + rows[2][:5])
+  metrics.truncate_jsonl(str(path), 2)
+  assert path.read_text() == rows[0] + rows[1]
+
+
 def test_check_finite_names_epoch_and_step():
   metrics.check_finite(0.3, what="train/loss", epoch=1, step=5)
   with pytest.raises(FloatingPointError, match=r"epoch 3 \(step 17\)"):
@@ -74,6 +82,16 @@ def test_summary_line_says_n_a_for_a_metric_that_does_not_exist():
   assert metrics.summary_line({**common, "test/rmse": None, "test/mae": None,
                                "valid/rmse": None}) == (
       "test RMSE n/a (empty test part)  (best epoch 2, valid RMSE n/a, 0.25 s/epoch)")
+
+
+def test_summary_line_says_how_many_test_ratings_are_cold_from_one_percent():
+  common = {"best_epoch": 2, "seconds_per_epoch": 0.25, "test/rmse": 0.9,
+            "test/mae": 0.7, "valid/rmse": 0.95, "test/count": 300}
+  assert "cold" not in metrics.summary_line({**common, "test/cold_count": 2})
+  assert metrics.summary_line({**common, "test/cold_count": 3}) == (
+      "test RMSE 0.9000  MAE 0.7000  (3 of 300 test ratings cold: their user or item has "
+      "no train rating, so they get the train means)  (best epoch 2, valid RMSE 0.9500, "
+      "0.25 s/epoch)")
 
 
 def test_observers_see_every_row_and_stop_a_run_cleanly(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from autorec_jax.artifacts import checkpoint
+from autorec_jax.artifacts import checkpoint, snapshot
 from autorec_jax.config.checks import ConfigError
 from autorec_jax.training import loop
 from autorec_jax.training import workdir as workdir_lib
@@ -220,3 +221,64 @@ def test_checkpoint_digest_changes_with_any_byte():
   b["w"][3] = np.nextafter(b["w"][3], 10)
   assert checkpoint.digest(a) != checkpoint.digest(b)
   assert checkpoint.digest(a) == checkpoint.digest({"w": np.arange(6, dtype=np.float32)})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  """A finished 1-epoch run on its own copy of the data: (config, workdir)."""
+  root = tmp_path_factory.mktemp("finished")
+  own = synthetic.write_ratings_csv(root / "ratings.csv")
+  cfg = trained_runs.config(own, "item", epochs=1)
+  loop.train_and_evaluate(cfg, str(root / "run"))
+  return cfg, root / "run"
+
+
+def _copy_run(finished, tmp_path) -> pathlib.Path:
+  workdir = tmp_path / "run"
+  shutil.copytree(finished[1], workdir)
+  (workdir / ".lock").unlink(missing_ok=True)
+  return workdir
+
+
+@pytest.mark.parametrize("how, error, says", [
+    ("config_not_an_object", workdir_lib.WorkdirError, "expected a JSON object"),
+    ("record_not_json", Exception, "data_files.json: damaged"),
+    ("checkpoints_a_file", workdir_lib.WorkdirError, "a file, not the run's checkpoint"),
+    ("checkpoints_gone", workdir_lib.WorkdirError, "finished run (results.json) without"),
+])
+def test_a_damaged_finished_run_is_refused_before_anything_is_rewritten(
+    tmp_path, finished, how, error, says):
+  workdir = _copy_run(finished, tmp_path)
+  if how == "config_not_an_object":
+    (workdir / "config.json").write_text("null")
+  elif how == "record_not_json":
+    (workdir / "data_files.json").write_text("{")
+  else:
+    shutil.rmtree(workdir / "checkpoints")
+    if how == "checkpoints_a_file":
+      (workdir / "checkpoints").write_text("x")
+  before = {n: (workdir / n).read_text() for n in ("metrics.jsonl", "results.json")}
+  with pytest.raises(error, match=re.escape(says)):
+    loop.train_and_evaluate(finished[0], str(workdir))
+  assert {n: (workdir / n).read_text() for n in before} == before
+
+
+def test_without_its_data_record_a_run_is_checked_against_its_snapshot(tmp_path, finished):
+  cfg, _ = finished
+  workdir = _copy_run(finished, tmp_path)
+  record = (workdir / "data_files.json").read_text()
+  (workdir / "data_files.json").unlink()
+  loop.train_and_evaluate(cfg, str(workdir))  # the same data: resumed, record rewritten
+  assert json.loads((workdir / "data_files.json").read_text()) == json.loads(record)
+  (workdir / "data_files.json").unlink()
+  data = pathlib.Path(cfg.data.path)
+  original = data.read_text()
+  lines = original.splitlines()
+  user, item, rating = lines[1].split(",")
+  lines[1] = f"{user},{item},{6 - int(rating) if rating != '3' else 4}"
+  try:
+    data.write_text("\n".join(lines) + "\n")
+    with pytest.raises(snapshot.DataChanged, match="not the ratings saved in"):
+      loop.train_and_evaluate(cfg, str(workdir))
+  finally:
+    data.write_text(original)
