@@ -395,6 +395,15 @@ def _check_scale(raw: text.RawRatings, scale: tuple[float, float], origin: str) 
                           f"deliberately with {_WIDEN})")
 
 
+def _check_values(spec: DatasetSpec, raw: text.RawRatings, scale: tuple[float, float],
+                  origin: str, duplicates: str) -> None:
+  """Every rating on the scale and, unless repeated pairs were averaged (a mean may
+  fall between steps), on the data set's steps."""
+  _check_scale(raw, scale, origin)
+  if duplicates != "mean":
+    _check_step(spec, raw)
+
+
 def _check_step(spec: DatasetSpec, raw: text.RawRatings) -> None:
   """DataFormatError at the first rating that is no multiple of the data set's
   `rating_step` (a half star in MovieLens-1M: the file is another data set's)."""
@@ -535,17 +544,13 @@ def load(data_cfg) -> LoadedData:
                                          duplicates)
   _check_float32(train)
   scale, origin = rating_scale(spec, train, opt("rating_min"), opt("rating_max"))
-  _check_scale(train, scale, origin)
-  if duplicates != "mean":  # a mean of repeated ratings may fall between steps
-    _check_step(spec, train)
+  _check_values(spec, train, scale, origin, duplicates)
   merged, is_test = train, None
   if test_path is not None:
     test = readers.read_ratings(test_path, duplicates=duplicates, **csv_options)
     _cross_duplicates(train, test)
     _check_float32(test)
-    _check_scale(test, scale, origin)
-    if duplicates != "mean":
-      _check_step(spec, test)
+    _check_values(spec, test, scale, origin, duplicates)
     merged = text.concat([train, test])
     is_test = np.concatenate([np.zeros(len(train), bool), np.ones(len(test), bool)])
   return LoadedData(ratings=merged.to_ratings(), is_predefined_test=is_test,
